@@ -1,0 +1,29 @@
+//! kevo: an embedded, crash-safe LSM-tree key-value storage engine.
+//!
+//! This crate is being built up in layers (see `docs/architecture.md`). Today it holds the
+//! foundation every later layer stands on:
+//!
+//! - [`Error`] and [`ErrorKind`]: the eight kinds of error a caller handles;
+//! - [`Options`]: every tunable, validated, and persisted with the database
+//!   ([`options_file`]);
+//! - [`fs`]: the file system layer — the real one ([`fs::OsFs`]) and an in-memory one that
+//!   simulates crashes and injects faults ([`fs::MemFs`]).
+//!
+//! ```
+//! use kevo::{Options, SyncMode};
+//!
+//! let opts = Options::default().sync_mode(SyncMode::Always).memtable_size(4 << 20);
+//! opts.validate()?;
+//! # Ok::<(), kevo::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+pub mod fs;
+mod options;
+pub mod options_file;
+
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use options::{
+    CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,
+};
