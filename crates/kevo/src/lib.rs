@@ -18,11 +18,19 @@
 //! ```
 #![warn(missing_docs)]
 
+mod batch;
+mod coding;
+mod db;
 mod error;
 pub mod fs;
+pub mod key;
+pub mod memtable;
 mod options;
 pub mod options_file;
+pub mod wal;
 
+pub use batch::{BatchEntry, WriteBatch};
+pub use db::{Db, Value};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{
     CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,

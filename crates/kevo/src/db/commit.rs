@@ -1,0 +1,151 @@
+//! Group commit: concurrent writers queue up; the writer at the front becomes the leader,
+//! commits every queued batch with one WAL append and at most one sync, and hands each
+//! follower the shared result.
+//!
+//! The queue lock is held only to enqueue, to pick a group and to hand out results, never
+//! across I/O; readers never take it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::batch::WriteBatch;
+use crate::error::{Error, Result};
+
+/// Byte budget of one commit group; a small first batch gets a smaller group so its own
+/// latency does not grow much (as LevelDB does).
+const MAX_GROUP_BYTES: usize = 1 << 20;
+const SMALL_BATCH: usize = 128 << 10;
+
+/// One writer waiting in the queue.
+pub(crate) struct PendingWrite {
+    /// Taken by the leader when it commits the group.
+    batch: Mutex<Option<WriteBatch>>,
+    size: usize,
+    /// Sync the WAL before acknowledging this write.
+    pub sync: bool,
+    result: Mutex<Option<Result<()>>>,
+}
+
+impl PendingWrite {
+    pub fn take_batch(&self) -> Option<WriteBatch> {
+        lock(&self.batch).take()
+    }
+}
+
+struct QueueState {
+    waiting: VecDeque<Arc<PendingWrite>>,
+    leader_active: bool,
+}
+
+/// The write queue. See the module docs.
+pub(crate) struct CommitQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data is a queue of handles and results: a panic elsewhere cannot leave it
+    // inconsistent, so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl CommitQueue {
+    pub fn new() -> Self {
+        CommitQueue {
+            state: Mutex::new(QueueState {
+                waiting: VecDeque::new(),
+                leader_active: false,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// Queues `batch` and returns once it is committed (by this thread as leader, or by
+    /// another). `commit_group` commits a group; it runs with no queue lock held.
+    pub fn write(
+        &self,
+        batch: WriteBatch,
+        sync: bool,
+        commit_group: impl FnOnce(&[Arc<PendingWrite>]) -> Result<()>,
+    ) -> Result<()> {
+        let me = Arc::new(PendingWrite {
+            size: batch.approximate_size(),
+            batch: Mutex::new(Some(batch)),
+            sync,
+            result: Mutex::new(None),
+        });
+        let mut state = lock(&self.state);
+        state.waiting.push_back(me.clone());
+        loop {
+            if let Some(result) = lock(&me.result).take() {
+                return result;
+            }
+            let at_front = state
+                .waiting
+                .front()
+                .is_some_and(|front| Arc::ptr_eq(front, &me));
+            if at_front && !state.leader_active {
+                break;
+            }
+            state = self
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.leader_active = true;
+        let group = Self::take_group(&mut state.waiting);
+        drop(state);
+
+        let result = commit_group(&group);
+
+        let mut state = lock(&self.state);
+        for member in group.iter().skip(1) {
+            *lock(&member.result) = Some(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.duplicate()),
+            });
+        }
+        state.leader_active = false;
+        drop(state);
+        self.wake.notify_all();
+        result
+    }
+
+    /// Takes the leader (at the front) and the writers behind it, up to the byte budget.
+    fn take_group(waiting: &mut VecDeque<Arc<PendingWrite>>) -> Vec<Arc<PendingWrite>> {
+        let first = waiting.front().map_or(0, |w| w.size);
+        let budget = if first <= SMALL_BATCH {
+            first + SMALL_BATCH
+        } else {
+            MAX_GROUP_BYTES
+        };
+        let mut group = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = waiting.front() {
+            if !group.is_empty() && bytes + next.size > budget {
+                break;
+            }
+            bytes += next.size;
+            group.extend(waiting.pop_front());
+        }
+        group
+    }
+}
+
+impl Error {
+    /// A copy for another waiter of the same failed group: same kind, message and context;
+    /// the cause is carried as text.
+    pub(crate) fn duplicate(&self) -> Error {
+        let mut copy = Error::new(self.kind(), self.message());
+        if let Some(file) = self.file() {
+            copy = copy.with_file(file);
+        }
+        if let Some(offset) = self.offset() {
+            copy = copy.with_offset(offset);
+        }
+        if let Some(source) = std::error::Error::source(self) {
+            copy = copy.with_source(source.to_string());
+        }
+        copy
+    }
+}

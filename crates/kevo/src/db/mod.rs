@@ -1,0 +1,479 @@
+//! [`Db`]: the database handle: open, write, read, sync, close.
+//!
+//! Today a database is a set of WAL segments replayed into memtables; tables, flush and
+//! compaction come next (docs/architecture.md). Writes go through the group-commit queue
+//! ([`commit`]); reads load the current [`ReadView`] and the visible sequence number without
+//! taking any lock a writer holds.
+
+mod commit;
+pub(crate) mod files;
+mod open;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::batch::WriteBatch;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fs::{Fs, FsLock};
+use crate::key::{MAX_SEQUENCE, SequenceNumber};
+use crate::memtable::{Lookup, MemTable};
+use crate::options::{Options, SyncMode, WriteOptions};
+use crate::wal::LogWriter;
+use commit::{CommitQueue, PendingWrite};
+
+/// A value (or key) returned by kevo: a cheaply cloneable, immutable byte buffer.
+pub type Value = Bytes;
+
+/// An open database. Cheap to clone (an `Arc` inside); every clone is the same database.
+///
+/// Thread safety: `Db` is `Send + Sync`; any number of threads may read and write at once.
+///
+/// ```
+/// use kevo::{Db, Options};
+///
+/// let dir = tempfile::tempdir()?;
+/// let db = Db::open(dir.path(), Options::default())?;
+/// db.put(b"hello", b"world")?;
+/// assert_eq!(db.get(b"hello")?.as_deref(), Some(&b"world"[..]));
+/// db.delete(b"hello")?;
+/// assert_eq!(db.get(b"hello")?, None);
+/// db.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+/// The memtables a read consults, swapped atomically as a whole.
+pub(crate) struct ReadView {
+    /// The memtable taking writes.
+    mem: Arc<MemTable>,
+    /// Frozen memtables, newest first.
+    imm: Vec<Arc<MemTable>>,
+}
+
+/// What the commit leader owns while it commits; also taken by sync, resume and close.
+pub(crate) struct WriterState {
+    wal: LogWriter,
+    /// File length after the last fully appended group: where a failed append is cut back to.
+    wal_good_len: u64,
+    next_file_number: u64,
+    /// The last sequence number handed out (some may belong to failed groups: never reused).
+    last_sequence: SequenceNumber,
+    /// WAL segments holding data not yet in a table, oldest first.
+    live_wals: Vec<u64>,
+}
+
+pub(crate) struct DbInner {
+    dir: PathBuf,
+    opts: Options,
+    fs: Arc<dyn Fs>,
+    view: ArcSwap<ReadView>,
+    /// Every write with a sequence ≤ this is in the view's memtables and may be read.
+    visible_sequence: AtomicU64,
+    commits: CommitQueue,
+    /// Held by the commit leader for the duration of a commit.
+    writer: Mutex<WriterState>,
+    /// The error that made the database read-only, if any.
+    background_error: Mutex<Option<Error>>,
+    closed: AtomicBool,
+    /// The LOCK file's lock, released on close.
+    lock: Mutex<Option<Box<dyn FsLock>>>,
+    /// Wakes the interval-sync thread early on close.
+    sync_thread: Arc<(Mutex<bool>, Condvar)>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent before anything that can panic, so
+    // a poisoned lock is still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Db {
+    /// Opens the database in `path`, creating it if missing (unless
+    /// `create_if_missing(false)`), and replays its write-ahead log.
+    ///
+    /// Errors: `Config` for invalid options or a directory that is not a kevo database,
+    /// `NotFound` for a missing database with `create_if_missing(false)`, `Concurrency` when
+    /// another opener holds it, `Corruption` for damaged files.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        open::open(path.as_ref(), options)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.put_opt(key, value, &WriteOptions::default())
+    }
+
+    /// Sets `key` to `value` with explicit write options.
+    pub fn put_opt(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        options: &WriteOptions,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write_opt(batch, options)
+    }
+
+    /// Deletes `key`; deleting a missing key is not an error.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<()> {
+        self.delete_opt(key, &WriteOptions::default())
+    }
+
+    /// Deletes `key` with explicit write options.
+    pub fn delete_opt(&self, key: impl AsRef<[u8]>, options: &WriteOptions) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write_opt(batch, options)
+    }
+
+    /// Applies `batch` atomically: after a crash, and to every reader, all of it or none.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_opt(batch, &WriteOptions::default())
+    }
+
+    /// Applies `batch` atomically with explicit write options.
+    pub fn write_opt(&self, batch: WriteBatch, options: &WriteOptions) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.validate_batch(&batch)?;
+        if batch.is_empty() && !options.sync {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        inner
+            .commits
+            .write(batch, options.sync, |group| inner.commit_group(group))
+    }
+
+    /// The value of `key`, or `None` if it is absent or deleted.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        self.inner.get(key.as_ref())
+    }
+
+    /// Makes every acknowledged write durable (syncs the WAL), and waits.
+    pub fn sync(&self) -> Result<()> {
+        self.write_opt(WriteBatch::new(), &WriteOptions { sync: true })
+    }
+
+    /// The error that made the database read-only, if any (reads still work).
+    pub fn background_error(&self) -> Option<Error> {
+        lock(&self.inner.background_error)
+            .as_ref()
+            .map(Error::duplicate)
+    }
+
+    /// Leaves the read-only state after a write failure, once its cause is gone: cuts the
+    /// failed WAL back to its last complete group, syncs it, and starts a new one. Writes that
+    /// failed stay failed (they may reappear after a crash only if they reached the log
+    /// whole, as the one write in flight may).
+    pub fn resume(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.resume()
+    }
+
+    /// Waits for in-flight writes, syncs the WAL and releases the lock. Later calls on any
+    /// clone fail with [`ErrorKind::Closed`]. Dropping the last clone closes too, best
+    /// effort.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// The directory of the database.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DbInner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn validate_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::invalid_argument("keys must not be empty"));
+        }
+        if key.len() > self.opts.max_key_size {
+            return Err(Error::invalid_argument(format!(
+                "key of {} bytes is over max_key_size ({})",
+                key.len(),
+                self.opts.max_key_size
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate_batch(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.len() > u32::MAX as usize {
+            return Err(Error::invalid_argument(
+                "a batch holds at most 2^32 - 1 entries",
+            ));
+        }
+        for entry in batch.iter() {
+            self.validate_key(entry.key)?;
+            if entry.value.len() > self.opts.max_value_size {
+                return Err(Error::invalid_argument(format!(
+                    "value of {} bytes is over max_value_size ({})",
+                    entry.value.len(),
+                    self.opts.max_value_size
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        self.check_open()?;
+        self.validate_key(key)?;
+        // The sequence first, then the view: every write ≤ the sequence is in a memtable
+        // that the later-loaded view still holds.
+        let sequence = self.visible_sequence.load(Ordering::Acquire);
+        let view = self.view.load();
+        for mem in std::iter::once(&view.mem).chain(&view.imm) {
+            match mem.get(key, sequence) {
+                Some(Lookup::Value(v)) => return Ok(Some(v)),
+                Some(Lookup::Deleted) => return Ok(None),
+                None => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn writable(&self) -> Result<()> {
+        self.check_open()?;
+        match lock(&self.background_error).as_ref() {
+            None => Ok(()),
+            Some(cause) => Err(Error::new(
+                cause.kind(),
+                format!(
+                    "the database is read-only after an earlier write failed ({}); call resume()",
+                    cause.message()
+                ),
+            )),
+        }
+    }
+
+    /// Commits a group as its leader: sequence numbers, one WAL append, at most one sync,
+    /// memtable inserts, then publication to readers.
+    fn commit_group(&self, group: &[Arc<PendingWrite>]) -> Result<()> {
+        let mut w = lock(&self.writer);
+        self.writable()?;
+        let mut batches: Vec<WriteBatch> = group.iter().filter_map(|p| p.take_batch()).collect();
+        let entries: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        let first = w.last_sequence + 1;
+        if w.last_sequence + entries > MAX_SEQUENCE {
+            return Err(Error::new(
+                ErrorKind::Resource,
+                "sequence numbers are exhausted",
+            ));
+        }
+        let mut next = first;
+        for batch in batches.iter_mut().filter(|b| !b.is_empty()) {
+            batch.set_sequence(next);
+            next += batch.len() as u64;
+        }
+        // Handed out now, so a failure below burns them: they are never reused.
+        w.last_sequence = next - 1;
+        let records = batches
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(WriteBatch::encoded);
+        if entries > 0
+            && let Err(e) = w.wal.add_records(records)
+        {
+            return Err(self.degrade(e));
+        }
+        let sync = self.opts.sync_mode == SyncMode::Always || group.iter().any(|p| p.sync);
+        if sync && let Err(e) = w.wal.sync() {
+            return Err(self.degrade(e));
+        }
+        w.wal_good_len = w.wal.len();
+        if entries == 0 {
+            return Ok(());
+        }
+        let view = self.view.load();
+        for batch in &batches {
+            for (i, entry) in batch.iter().enumerate() {
+                view.mem.add(
+                    batch.sequence() + i as u64,
+                    entry.kind,
+                    entry.key,
+                    entry.value,
+                );
+            }
+        }
+        self.visible_sequence
+            .store(w.last_sequence, Ordering::Release);
+        if view.mem.memory_usage() >= self.opts.memtable_size {
+            self.rotate_memtable(&mut w);
+        }
+        Ok(())
+    }
+
+    /// Records `cause` as the background error (the database turns read-only) and returns it.
+    fn degrade(&self, cause: Error) -> Error {
+        let mut slot = lock(&self.background_error);
+        if slot.is_none() {
+            *slot = Some(cause.duplicate());
+        }
+        cause
+    }
+
+    /// Freezes the full memtable and starts a new WAL for the next one. The old WAL is
+    /// synced first, so a crash never keeps a newer log's writes while losing an older one's.
+    /// If the switch fails, writing goes on in the current WAL and memtable.
+    fn rotate_memtable(&self, w: &mut WriterState) {
+        let number = w.next_file_number;
+        let path = self.dir.join(files::wal_name(number));
+        let switched = w.wal.sync().and_then(|()| {
+            let wal = LogWriter::create(self.fs.as_ref(), &path, number, self.wal_preallocation())?;
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("syncing the database directory", e).with_file(&self.dir))?;
+            Ok(wal)
+        });
+        let wal = match switched {
+            Ok(wal) => wal,
+            Err(e) if w.wal.is_failed() => {
+                self.degrade(e);
+                return;
+            }
+            // Not fatal: the current WAL and memtable keep taking writes; the next commit
+            // tries again. The number is used up either way.
+            Err(_) => {
+                w.next_file_number += 1;
+                return;
+            }
+        };
+        w.next_file_number += 1;
+        w.wal = wal;
+        w.wal_good_len = 0;
+        w.live_wals.push(number);
+        let old = self.view.load();
+        let mut imm = Vec::with_capacity(old.imm.len() + 1);
+        imm.push(old.mem.clone());
+        imm.extend(old.imm.iter().cloned());
+        self.view.store(Arc::new(ReadView {
+            mem: Arc::new(MemTable::new()),
+            imm,
+        }));
+    }
+
+    fn wal_preallocation(&self) -> u64 {
+        // The log of a memtable is about as large as the memtable's data.
+        self.opts.memtable_size as u64
+    }
+
+    fn resume(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        if lock(&self.background_error).is_none() {
+            return Ok(());
+        }
+        let good = w.wal_good_len;
+        let old = self
+            .fs
+            .open_append(w.wal.path())
+            .map_err(|e| Error::io("reopening the failed WAL", e).with_file(w.wal.path()))?;
+        old.truncate(good).and_then(|()| old.sync()).map_err(|e| {
+            Error::io("cutting the failed WAL back to its last complete write", e)
+                .with_file(w.wal.path())
+        })?;
+        let number = w.next_file_number;
+        let path = self.dir.join(files::wal_name(number));
+        let wal = LogWriter::create(self.fs.as_ref(), &path, number, self.wal_preallocation())?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("syncing the database directory", e).with_file(&self.dir))?;
+        w.next_file_number += 1;
+        w.wal = wal;
+        w.wal_good_len = 0;
+        w.live_wals.push(number);
+        *lock(&self.background_error) = None;
+        Ok(())
+    }
+
+    fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (stop, wake) = &*self.sync_thread;
+        *lock(stop) = true;
+        wake.notify_all();
+        // Taking the writer lock waits for the commit in flight.
+        let mut w = lock(&self.writer);
+        let synced = if lock(&self.background_error).is_none() && !w.wal.is_failed() {
+            w.wal.sync()
+        } else {
+            Ok(())
+        };
+        drop(w);
+        lock(&self.lock).take();
+        synced
+    }
+
+    /// Syncs the current WAL without holding the writer lock during the sync.
+    fn background_sync(&self) {
+        let file = lock(&self.writer).wal.file_handle();
+        if let Err(e) = file.sync() {
+            self.degrade(Error::io("syncing the WAL in the background", e));
+        }
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        // Best effort: a caller who needs the outcome calls close() first.
+        let _ = self.close();
+    }
+}
+
+/// Syncs the WAL every `every` until the database closes or drops.
+fn spawn_interval_sync(
+    db: Weak<DbInner>,
+    signal: Arc<(Mutex<bool>, Condvar)>,
+    every: Duration,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("kevo-wal-sync".into())
+        .spawn(move || {
+            let (stop, wake) = &*signal;
+            let mut stopped = lock(stop);
+            loop {
+                stopped = wake
+                    .wait_timeout(stopped, every)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                if *stopped {
+                    return;
+                }
+                drop(stopped);
+                match db.upgrade() {
+                    Some(db) => db.background_sync(),
+                    None => return,
+                }
+                stopped = lock(stop);
+            }
+        })
+        .map(drop)
+        .map_err(|e| Error::io("starting the WAL sync thread", e))
+}

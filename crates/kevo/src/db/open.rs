@@ -1,0 +1,389 @@
+//! Opening a database: check the directory, take the lock, create or recover, start a WAL.
+//!
+//! Order of durable steps for a new database: OPTIONS file (marks the directory as a kevo
+//! database), then the first WAL, each published atomically with a directory sync. A crash
+//! anywhere leaves either no database (and the next open creates it) or a complete one.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::files::{self, FileKind};
+use super::{DbInner, ReadView, WriterState, spawn_interval_sync};
+use crate::Db;
+use crate::batch::WriteBatch;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fs::{Fs, FsLock, read_file, write_file_atomic};
+use crate::key::SequenceNumber;
+use crate::memtable::MemTable;
+use crate::options::{Options, SyncMode, WalRecoveryMode};
+use crate::options_file::OptionsFile;
+use crate::wal::{self, LogWriter};
+
+/// OPTIONS files are small; a larger one is refused before it is read.
+const OPTIONS_FILE_LIMIT: u64 = 1 << 20;
+
+/// What the directory holds, from its listing.
+struct Listing {
+    /// Files kevo owns, with their kinds.
+    ours: Vec<(String, FileKind)>,
+    /// Whether anything else is there.
+    foreign: bool,
+}
+
+impl Listing {
+    fn read(fs: &dyn Fs, dir: &Path) -> Result<Self> {
+        let names = fs
+            .list(dir)
+            .map_err(|e| Error::io("listing the database directory", e).with_file(dir))?;
+        let mut ours = Vec::new();
+        let mut foreign = false;
+        for name in names {
+            match files::parse(&name) {
+                Some(kind) => ours.push((name, kind)),
+                None => foreign = true,
+            }
+        }
+        Ok(Listing { ours, foreign })
+    }
+
+    fn is_database(&self) -> bool {
+        self.ours
+            .iter()
+            .any(|(_, k)| matches!(k, FileKind::Options(_)))
+    }
+
+    /// Files that only a database would hold (beyond a lock or temp file of an interrupted
+    /// creation).
+    fn has_data(&self) -> bool {
+        self.ours
+            .iter()
+            .any(|(_, k)| !matches!(k, FileKind::Lock | FileKind::Temp))
+    }
+
+    fn numbers(&self, kind: fn(FileKind) -> Option<u64>) -> Vec<u64> {
+        let mut numbers: Vec<u64> = self.ours.iter().filter_map(|(_, k)| kind(*k)).collect();
+        numbers.sort_unstable();
+        numbers
+    }
+
+    fn max_number(&self) -> u64 {
+        self.ours
+            .iter()
+            .filter_map(|(_, k)| match *k {
+                FileKind::Manifest(n)
+                | FileKind::Wal(n)
+                | FileKind::Table(n)
+                | FileKind::Options(n) => Some(n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
+    opts.validate()?;
+    let fs = opts.fs.clone();
+    prepare_directory(fs.as_ref(), dir, &opts)?;
+    let lock = take_lock(fs.as_ref(), dir)?;
+    let listing = Listing::read(fs.as_ref(), dir)?;
+    check_directory(&listing, dir, &opts)?;
+    if listing.is_database() {
+        check_options_file(fs.as_ref(), dir, &listing)?;
+    }
+    remove_temp_files(fs.as_ref(), dir, &listing)?;
+
+    let mut next_file_number = listing.max_number() + 1;
+    let mem = MemTable::new();
+    let wal_numbers = listing.numbers(|k| {
+        if let FileKind::Wal(n) = k {
+            Some(n)
+        } else {
+            None
+        }
+    });
+    let recovered = recover_wals(fs.as_ref(), dir, &wal_numbers, opts.wal_recovery_mode, &mem)?;
+
+    publish_options(fs.as_ref(), dir, &opts, &listing, next_file_number)?;
+    next_file_number += 1;
+    let wal_number = next_file_number;
+    next_file_number += 1;
+    let wal = LogWriter::create(
+        fs.as_ref(),
+        &dir.join(files::wal_name(wal_number)),
+        wal_number,
+        opts.memtable_size as u64,
+    )?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("syncing the database directory", e).with_file(dir))?;
+
+    let mut live_wals = recovered.live_wals;
+    live_wals.push(wal_number);
+    let interval = match opts.sync_mode {
+        SyncMode::Interval(every) => Some(every),
+        SyncMode::Always | SyncMode::None => None,
+    };
+    let inner = Arc::new(DbInner {
+        dir: dir.to_path_buf(),
+        fs,
+        view: ArcSwap::from_pointee(ReadView {
+            mem: Arc::new(mem),
+            imm: Vec::new(),
+        }),
+        visible_sequence: AtomicU64::new(recovered.last_sequence),
+        commits: super::CommitQueue::new(),
+        writer: Mutex::new(WriterState {
+            wal,
+            wal_good_len: 0,
+            next_file_number,
+            last_sequence: recovered.last_sequence,
+            live_wals,
+        }),
+        background_error: Mutex::new(None),
+        closed: AtomicBool::new(false),
+        lock: Mutex::new(Some(lock)),
+        sync_thread: Arc::new((Mutex::new(false), Condvar::new())),
+        opts,
+    });
+    if let Some(every) = interval {
+        spawn_interval_sync(Arc::downgrade(&inner), inner.sync_thread.clone(), every)?;
+    }
+    Ok(Db { inner })
+}
+
+/// Creates the directory if allowed, and refuses one that is not ours before anything is
+/// written to it (the lock file included).
+fn prepare_directory(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<()> {
+    let exists = fs
+        .exists(dir)
+        .map_err(|e| Error::io("checking the database directory", e).with_file(dir))?;
+    if !exists {
+        if !opts.create_if_missing {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "no database directory (create_if_missing is false)",
+            )
+            .with_file(dir));
+        }
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io("creating the database directory", e).with_file(dir))?;
+    }
+    check_directory(&Listing::read(fs, dir)?, dir, opts)
+}
+
+fn take_lock(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsLock>> {
+    fs.lock(&dir.join(files::LOCK)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            Error::new(
+                ErrorKind::Concurrency,
+                "the database is locked by another opener",
+            )
+            .with_file(dir)
+            .with_source(e)
+        } else {
+            Error::io("taking the database lock", e).with_file(dir)
+        }
+    })
+}
+
+/// Records the options of this open as `OPTIONS-<number>`, then drops older OPTIONS files.
+fn publish_options(
+    fs: &dyn Fs,
+    dir: &Path,
+    opts: &Options,
+    listing: &Listing,
+    number: u64,
+) -> Result<()> {
+    let path = dir.join(files::options_name(number));
+    write_file_atomic(fs, &path, &OptionsFile::current(opts).encode())
+        .map_err(|e| Error::io("writing the OPTIONS file", e).with_file(&path))?;
+    for old in listing.numbers(|k| {
+        if let FileKind::Options(n) = k {
+            Some(n)
+        } else {
+            None
+        }
+    }) {
+        let path = dir.join(files::options_name(old));
+        fs.remove(&path)
+            .map_err(|e| Error::io("removing an old OPTIONS file", e).with_file(&path))?;
+    }
+    Ok(())
+}
+
+/// Refuses directories that hold something other than a kevo database, and honours
+/// `create_if_missing` / `error_if_exists`.
+fn check_directory(listing: &Listing, dir: &Path, opts: &Options) -> Result<()> {
+    if listing.is_database() {
+        if opts.error_if_exists {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "a database already exists (error_if_exists is true)",
+            )
+            .with_file(dir));
+        }
+        return Ok(());
+    }
+    if listing.foreign || listing.has_data() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "the directory holds other files and no kevo OPTIONS file: not a kevo database; nothing was changed",
+        )
+        .with_file(dir));
+    }
+    if !opts.create_if_missing {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "no database in the directory (create_if_missing is false)",
+        )
+        .with_file(dir));
+    }
+    Ok(())
+}
+
+/// Reads the newest OPTIONS file and checks that this build can open the database.
+fn check_options_file(fs: &dyn Fs, dir: &Path, listing: &Listing) -> Result<()> {
+    let numbers = listing.numbers(|k| {
+        if let FileKind::Options(n) = k {
+            Some(n)
+        } else {
+            None
+        }
+    });
+    let Some(&newest) = numbers.last() else {
+        return Ok(());
+    };
+    let path = dir.join(files::options_name(newest));
+    let bytes = read_file(fs, &path, OPTIONS_FILE_LIMIT).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            Error::corruption("OPTIONS file is larger than any kevo writes").with_file(&path)
+        } else {
+            Error::io("reading the OPTIONS file", e).with_file(&path)
+        }
+    })?;
+    let stored = OptionsFile::decode(&bytes).map_err(|e| e.with_file(&path))?;
+    stored.check_compatible().map_err(|e| e.with_file(&path))
+}
+
+fn remove_temp_files(fs: &dyn Fs, dir: &Path, listing: &Listing) -> Result<()> {
+    for (name, _) in listing.ours.iter().filter(|(_, k)| *k == FileKind::Temp) {
+        let path = dir.join(name);
+        fs.remove(&path)
+            .map_err(|e| Error::io("removing a leftover temporary file", e).with_file(&path))?;
+    }
+    Ok(())
+}
+
+/// What WAL replay restored.
+struct Recovered {
+    last_sequence: SequenceNumber,
+    /// WALs still holding data (all of them, until flush exists).
+    live_wals: Vec<u64>,
+}
+
+/// Replays every WAL, oldest first, into `mem`. Sequence numbers must increase from batch
+/// to batch across all logs. A tolerated torn tail is cut off (and synced) so it cannot be
+/// mistaken later for damage in the middle of the history; point-in-time recovery also
+/// removes every later log.
+fn recover_wals(
+    fs: &dyn Fs,
+    dir: &Path,
+    numbers: &[u64],
+    mode: WalRecoveryMode,
+    mem: &MemTable,
+) -> Result<Recovered> {
+    let mut last_sequence = 0;
+    let mut live_wals = Vec::new();
+    for (i, &number) in numbers.iter().enumerate() {
+        let path = dir.join(files::wal_name(number));
+        let outcome = wal::replay(fs, &path, number, mode, |payload, offset| {
+            let batch =
+                WriteBatch::decode(payload).map_err(|e| e.with_file(&path).with_offset(offset))?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            if batch.sequence() <= last_sequence {
+                return Err(Error::corruption(format!(
+                    "WAL batch at sequence {} does not follow sequence {last_sequence}",
+                    batch.sequence()
+                ))
+                .with_file(&path)
+                .with_offset(offset));
+            }
+            for (j, entry) in batch.iter().enumerate() {
+                mem.add(
+                    batch.sequence() + j as u64,
+                    entry.kind,
+                    entry.key,
+                    entry.value,
+                );
+            }
+            last_sequence = batch.sequence() + batch.len() as u64 - 1;
+            Ok(())
+        })?;
+        live_wals.push(number);
+        let Some((damage_at, reason)) = outcome.damage else {
+            continue;
+        };
+        let later = &numbers[i + 1..];
+        if mode == WalRecoveryMode::TolerateCorruptedTail && any_nonempty(fs, dir, later)? {
+            return Err(Error::corruption(format!(
+                "WAL damaged ({reason}) and later logs hold writes"
+            ))
+            .with_file(&path)
+            .with_offset(damage_at));
+        }
+        if matches!(
+            mode,
+            WalRecoveryMode::TolerateCorruptedTail | WalRecoveryMode::PointInTime
+        ) {
+            cut_tail(fs, &path, outcome.valid_end)?;
+        }
+        if outcome.stopped {
+            for &n in later {
+                let later_path = dir.join(files::wal_name(n));
+                fs.remove(&later_path).map_err(|e| {
+                    Error::io("removing a WAL past the recovery point", e).with_file(&later_path)
+                })?;
+            }
+            fs.sync_dir(dir)
+                .map_err(|e| Error::io("syncing the database directory", e).with_file(dir))?;
+            break;
+        }
+    }
+    Ok(Recovered {
+        last_sequence,
+        live_wals,
+    })
+}
+
+fn any_nonempty(fs: &dyn Fs, dir: &Path, numbers: &[u64]) -> Result<bool> {
+    for &n in numbers {
+        let path = dir.join(files::wal_name(n));
+        let file = fs
+            .open(&path)
+            .map_err(|e| Error::io("opening a WAL file", e).with_file(&path))?;
+        if file
+            .len()
+            .map_err(|e| Error::io("reading a WAL file's length", e).with_file(&path))?
+            > 0
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn cut_tail(fs: &dyn Fs, path: &Path, len: u64) -> Result<()> {
+    let file = fs
+        .open_append(path)
+        .map_err(|e| Error::io("opening a WAL to cut its torn tail", e).with_file(path))?;
+    file.truncate(len).and_then(|()| file.sync()).map_err(|e| {
+        Error::io("cutting a torn WAL tail", e)
+            .with_file(path)
+            .with_offset(len)
+    })
+}

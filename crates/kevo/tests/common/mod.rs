@@ -1,0 +1,134 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use kevo::fs::MemFs;
+use kevo::{Db, Options, WriteBatch};
+
+/// The database directory used on MemFs.
+pub const DIR: &str = "/db";
+
+/// Options for a database on `fs`, with a tiny memtable so WAL rotation happens often.
+pub fn memfs_options(fs: &MemFs) -> Options {
+    Options::default()
+        .fs(Arc::new(fs.clone()))
+        .memtable_size(1 << 10)
+}
+
+/// One operation of a workload.
+#[derive(Debug, Clone)]
+pub enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+}
+
+impl Op {
+    pub fn apply_to_db(&self, db: &Db) -> kevo::Result<()> {
+        match self {
+            Op::Put(k, v) => db.put(k, v),
+            Op::Delete(k) => db.delete(k),
+            Op::Batch(entries) => {
+                let mut batch = WriteBatch::new();
+                for (k, v) in entries {
+                    match v {
+                        Some(v) => batch.put(k, v),
+                        None => batch.delete(k),
+                    }
+                }
+                db.write(batch)
+            }
+        }
+    }
+
+    pub fn apply_to_model(&self, model: &mut Model) {
+        match self {
+            Op::Put(k, v) => {
+                model.insert(k.clone(), v.clone());
+            }
+            Op::Delete(k) => {
+                model.remove(k);
+            }
+            Op::Batch(entries) => {
+                for (k, v) in entries {
+                    match v {
+                        Some(v) => model.insert(k.clone(), v.clone()),
+                        None => model.remove(k),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The expected content of a database.
+pub type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+pub fn key(i: u64) -> Vec<u8> {
+    format!("key{:03}", i % 1000).into_bytes()
+}
+
+/// A deterministic workload of puts, overwrites, deletes and multi-key batches over a small
+/// key space, with values large enough to rotate a 1 KiB memtable every few writes.
+pub fn workload(ops: usize, seed: u64) -> Vec<Op> {
+    let mut state = seed
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    let mut rand = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..ops)
+        .map(|i| {
+            let k = key(rand() % 12);
+            match rand() % 6 {
+                0 => Op::Delete(k),
+                1 => Op::Batch(
+                    (0..=rand() % 4)
+                        .map(|j| {
+                            let k = key(rand() % 12);
+                            if rand() % 3 == 0 {
+                                (k, None)
+                            } else {
+                                (k, Some(format!("batch{i}-{j}").into_bytes().repeat(8)))
+                            }
+                        })
+                        .collect(),
+                ),
+                _ => Op::Put(
+                    k,
+                    format!("value{i}")
+                        .into_bytes()
+                        .repeat(1 + (rand() % 40) as usize),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Every key the workloads can touch.
+pub fn all_keys() -> Vec<Vec<u8>> {
+    (0..12).map(key).collect()
+}
+
+/// Reads the whole key space of the workloads from `db`.
+pub fn read_state(db: &Db) -> Model {
+    all_keys()
+        .into_iter()
+        .filter_map(|k| {
+            db.get(&k)
+                .expect("read during verification")
+                .map(|v| (k, v.to_vec()))
+        })
+        .collect()
+}
+
+/// The file names in `dir` on `fs`.
+pub fn listing(fs: &dyn kevo::fs::Fs, dir: &str) -> Vec<String> {
+    fs.list(Path::new(dir)).unwrap_or_default()
+}

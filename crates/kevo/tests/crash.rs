@@ -1,0 +1,155 @@
+//! Crash-point sweeps on MemFs: a workload is cut off at every file-system operation in
+//! turn (the machine "halts"), the file system loses what a power cut may lose, and the
+//! database is reopened and checked against the history of acknowledged writes.
+//!
+//! `KEVO_CRASH_OPS` sets the workload length (default 40 operations, which gives a few
+//! hundred crash points per mode); `KEVO_CRASH_SEEDS` the number of random crash images
+//! per point (default 2).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use common::*;
+use kevo::fs::{CrashMode, Fault, MemFs};
+use kevo::{Db, Options, SyncMode};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The result of running a workload until the machine halts.
+struct Run {
+    /// Operations acknowledged before the halt.
+    acked: usize,
+    /// Whether an operation was in flight (started, not acknowledged) at the halt.
+    in_flight: bool,
+}
+
+/// Opens a database on `fs` and applies `ops` until one fails (the halt).
+fn run_until_halt(fs: &MemFs, options: &Options, ops: &[Op]) -> Run {
+    let Ok(db) = Db::open(DIR, options.clone()) else {
+        return Run {
+            acked: 0,
+            in_flight: false,
+        };
+    };
+    for (i, op) in ops.iter().enumerate() {
+        if op.apply_to_db(&db).is_err() {
+            return Run {
+                acked: i,
+                in_flight: true,
+            };
+        }
+    }
+    drop(db);
+    let _ = fs; // the halt may come after the workload (in close): nothing in flight then
+    Run {
+        acked: ops.len(),
+        in_flight: false,
+    }
+}
+
+/// Model states after each prefix of `ops`: `states[i]` is the state after `i` operations.
+fn prefix_states(ops: &[Op]) -> Vec<Model> {
+    let mut model = Model::new();
+    let mut states = vec![model.clone()];
+    for op in ops {
+        op.apply_to_model(&mut model);
+        states.push(model.clone());
+    }
+    states
+}
+
+/// Reopens after a crash and returns the recovered state; the reopened database must also
+/// take new writes and survive another reopen (sequence numbers continue).
+fn recover(options: &Options, point: u64) -> Model {
+    let db = Db::open(DIR, options.clone())
+        .unwrap_or_else(|e| panic!("crash point {point}: reopen failed: {e}"));
+    let state = read_state(&db);
+    db.put(b"after-crash", b"x").unwrap();
+    db.close().unwrap();
+    let db = Db::open(DIR, options.clone())
+        .unwrap_or_else(|e| panic!("crash point {point}: second reopen failed: {e}"));
+    assert_eq!(
+        db.get(b"after-crash").unwrap().as_deref(),
+        Some(&b"x"[..]),
+        "crash point {point}"
+    );
+    state
+}
+
+/// Runs the sweep: for every operation index, halt there, crash with each mode, recover,
+/// and check `verdict(recovered, run)`. Returns the number of crash images checked.
+fn sweep(
+    sync_mode: SyncMode,
+    verdict: impl Fn(&Model, &Run, &[Model]) -> Result<(), String>,
+) -> usize {
+    let ops = workload(env_usize("KEVO_CRASH_OPS", 40), 7);
+    let states = prefix_states(&ops);
+    let seeds = env_usize("KEVO_CRASH_SEEDS", 2) as u64;
+    let options_for = |fs: &MemFs| memfs_options(fs).sync_mode(sync_mode);
+
+    // A clean run counts the operations to crash at.
+    let clean = MemFs::new();
+    assert_eq!(
+        run_until_halt(&clean, &options_for(&clean), &ops).acked,
+        ops.len()
+    );
+    let total_ops = clean.op_count();
+
+    let mut images = 0;
+    for point in 0..total_ops {
+        let modes = std::iter::once(CrashMode::DropUnsynced)
+            .chain((0..seeds).map(|s| CrashMode::Random(point * 1000 + s)));
+        for mode in modes {
+            let fs = MemFs::new();
+            let options = options_for(&fs);
+            fs.fail_nth(point, Fault::Halt);
+            let run = run_until_halt(&fs, &options, &ops);
+            fs.crash(mode);
+            let recovered = recover(&options, point);
+            if let Err(why) = verdict(&recovered, &run, &states) {
+                panic!(
+                    "crash point {point} of {total_ops} ({mode:?}), {} acked: {why}",
+                    run.acked
+                );
+            }
+            images += 1;
+        }
+    }
+    eprintln!("{sync_mode:?}: {total_ops} crash points, {images} crash images checked");
+    images
+}
+
+#[test]
+fn with_sync_always_every_acknowledged_write_survives_every_crash_point() {
+    let images = sweep(SyncMode::Always, |recovered, run, states| {
+        // Exactly the acknowledged history, or that plus the one write in flight.
+        if *recovered == states[run.acked] || (run.in_flight && *recovered == states[run.acked + 1])
+        {
+            Ok(())
+        } else {
+            Err("recovered state is neither the acknowledged history nor it plus the write in flight".into())
+        }
+    });
+    assert!(
+        images > 100,
+        "the sweep must cover many crash points ({images})"
+    );
+}
+
+#[test]
+fn with_sync_none_every_crash_recovers_a_prefix_of_the_history() {
+    sweep(SyncMode::None, |recovered, run, states| {
+        let limit = run.acked + usize::from(run.in_flight);
+        if states[..=limit].contains(recovered) {
+            Ok(())
+        } else {
+            Err("recovered state is not a prefix of the history (a torn batch or a hole)".into())
+        }
+    });
+}

@@ -1,0 +1,476 @@
+//! The Db through its public API: persistence across reopen, bad input, locking, degraded
+//! state after write failures, WAL recovery modes.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use kevo::fs::{CrashMode, Fault, Fs, MemFs, OpKind};
+use kevo::{Db, ErrorKind, Options, SyncMode, WalRecoveryMode, WriteBatch, WriteOptions};
+
+#[test]
+fn writes_survive_reopen_on_the_real_file_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.put(b"b", b"2").unwrap();
+    db.delete(b"a").unwrap();
+    db.put_opt(b"c", b"3", &WriteOptions { sync: true })
+        .unwrap();
+    db.close().unwrap();
+    assert_eq!(db.get(b"b").unwrap_err().kind(), ErrorKind::Closed);
+    assert_eq!(db.put(b"x", b"y").unwrap_err().kind(), ErrorKind::Closed);
+
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), None);
+    assert_eq!(db.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+#[test]
+fn many_memtables_of_writes_read_back_after_many_restarts() {
+    let fs = MemFs::new();
+    let mut model = Model::new();
+    for round in 0..8 {
+        let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+        assert_eq!(read_state(&db), model, "after reopen {round}");
+        for op in workload(60, round) {
+            op.apply_to_db(&db).unwrap();
+            op.apply_to_model(&mut model);
+        }
+        assert_eq!(read_state(&db), model, "before close {round}");
+        if round % 2 == 0 {
+            db.close().unwrap();
+        } // else: dropped without close, as a process that just exits
+    }
+    let wals = listing(&fs, DIR)
+        .iter()
+        .filter(|n| n.ends_with(".wal"))
+        .count();
+    assert!(
+        wals > 8,
+        "a 1 KiB memtable rotates the WAL often ({wals} logs)"
+    );
+}
+
+#[test]
+fn bad_keys_and_values_are_invalid_arguments_and_change_nothing() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs).max_key_size(8).max_value_size(16);
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    db.put(b"ok", b"fine").unwrap();
+    let cases: Vec<(&[u8], &[u8])> = vec![(b"", b"v"), (b"123456789", b"v"), (b"k", &[0; 17])];
+    for (k, v) in cases {
+        assert_eq!(
+            db.put(k, v).unwrap_err().kind(),
+            ErrorKind::InvalidArgument,
+            "{k:?}"
+        );
+    }
+    assert_eq!(
+        db.delete(b"").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(db.get(b"").unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let mut batch = WriteBatch::new();
+    batch.put(b"good", b"v");
+    batch.put(b"", b"bad");
+    assert_eq!(
+        db.write(batch).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        db.get(b"good").unwrap(),
+        None,
+        "a rejected batch applies nothing"
+    );
+    drop(db);
+    let db = Db::open(DIR, opts).unwrap();
+    assert_eq!(
+        read_state_of(&db, &[b"ok", b"good"]),
+        vec![Some(b"fine".to_vec()), None]
+    );
+}
+
+fn read_state_of(db: &Db, keys: &[&[u8]]) -> Vec<Option<Vec<u8>>> {
+    keys.iter()
+        .map(|k| db.get(k).unwrap().map(|v| v.to_vec()))
+        .collect()
+}
+
+#[test]
+fn a_second_open_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let err = Db::open(dir.path(), Options::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Concurrency, "{err}");
+    let clone = db.clone();
+    drop(db);
+    assert_eq!(
+        Db::open(dir.path(), Options::default()).unwrap_err().kind(),
+        ErrorKind::Concurrency,
+        "a clone keeps it open"
+    );
+    clone.close().unwrap();
+    Db::open(dir.path(), Options::default()).unwrap();
+}
+
+#[test]
+fn a_missing_database_with_create_if_missing_false_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = Db::open(&missing, Options::default().create_if_missing(false)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(!missing.exists(), "nothing was created");
+    let err = Db::open(dir.path(), Options::default().create_if_missing(false)).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::NotFound,
+        "an empty directory holds no database"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_directory_of_other_files_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    let err = Db::open(dir.path(), Options::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("notes.txt")],
+        "no LOCK, no OPTIONS written"
+    );
+}
+
+#[test]
+fn error_if_exists_refuses_an_existing_database() {
+    let fs = MemFs::new();
+    Db::open(DIR, memfs_options(&fs)).unwrap().close().unwrap();
+    let err = Db::open(DIR, memfs_options(&fs).error_if_exists(true)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
+
+#[test]
+fn a_database_of_a_newer_format_is_refused_as_config() {
+    let fs = MemFs::new();
+    Db::open(DIR, memfs_options(&fs)).unwrap().close().unwrap();
+    let options = listing(&fs, DIR)
+        .into_iter()
+        .find(|n| n.starts_with("OPTIONS-"))
+        .unwrap();
+    let body = "{\"options_version\": 1, \"format_version\": 2, \"key_order\": \"bytewise\", \"options\": {}}\n";
+    let sum = xxhash_rust::xxh3::xxh3_64(body.as_bytes());
+    kevo::fs::write_file_atomic(
+        &fs,
+        &Path::new(DIR).join(options),
+        format!("{body}checksum xxh3-64 {sum:016x}\n").as_bytes(),
+    )
+    .unwrap();
+    let err = Db::open(DIR, memfs_options(&fs)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+}
+
+#[test]
+fn enospc_on_the_wal_makes_the_db_read_only_until_resume() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    db.put(b"before", b"1").unwrap();
+    fs.fail_matching(Fault::Enospc, |op| {
+        op.kind == OpKind::Append && op.path.extension().is_some_and(|e| e == "wal")
+    });
+    let err = db.put(b"failed", b"2").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert_eq!(
+        db.background_error().map(|e| e.kind()),
+        Some(ErrorKind::Resource)
+    );
+    assert_eq!(
+        db.put(b"later", b"3").unwrap_err().kind(),
+        ErrorKind::Resource,
+        "read-only"
+    );
+    assert_eq!(
+        db.get(b"before").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "reads go on"
+    );
+    assert_eq!(db.get(b"failed").unwrap(), None);
+
+    fs.clear_faults();
+    db.resume().unwrap();
+    assert!(db.background_error().is_none());
+    db.put(b"after", b"4").unwrap();
+    drop(db);
+    fs.crash(CrashMode::DropUnsynced);
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    assert_eq!(
+        read_state_of(&db, &[b"before", b"failed", b"later", b"after"]),
+        vec![Some(b"1".to_vec()), None, None, Some(b"4".to_vec())]
+    );
+}
+
+#[test]
+fn a_torn_append_is_cut_back_by_resume_and_history_stays_consistent() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    fs.fail_nth(fs.op_count(), Fault::Torn { keep: 5 });
+    assert_eq!(db.put(b"b", b"2").unwrap_err().kind(), ErrorKind::Io);
+    db.resume().unwrap();
+    db.put(b"c", b"3").unwrap();
+    drop(db);
+    // Default recovery mode: a torn record followed by valid ones would be an error; resume
+    // cut it away, so the history reads back whole.
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    assert_eq!(
+        read_state_of(&db, &[b"a", b"b", b"c"]),
+        vec![Some(b"1".to_vec()), None, Some(b"3".to_vec())]
+    );
+}
+
+#[test]
+fn a_failed_sync_is_never_acknowledged_and_degrades_the_db() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    fs.fail_matching(Fault::Eio, |op| op.kind == OpKind::Sync);
+    assert_eq!(db.put(b"b", b"2").unwrap_err().kind(), ErrorKind::Io);
+    assert_eq!(
+        db.get(b"b").unwrap(),
+        None,
+        "a write whose sync failed is not visible"
+    );
+    fs.clear_faults();
+    db.resume().unwrap();
+    db.put(b"c", b"3").unwrap();
+    drop(db);
+    fs.crash(CrashMode::DropUnsynced);
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    assert_eq!(
+        read_state_of(&db, &[b"a", b"b", b"c"]),
+        vec![Some(b"1".to_vec()), None, Some(b"3".to_vec())]
+    );
+}
+
+/// Damages one byte in the middle of the oldest WAL.
+fn damage_middle_of_first_wal(fs: &MemFs) {
+    let wal = listing(fs, DIR)
+        .into_iter()
+        .find(|n| n.ends_with(".wal"))
+        .unwrap();
+    let path = Path::new(DIR).join(&wal);
+    let mut bytes = kevo::fs::read_file(fs, &path, 1 << 30).unwrap();
+    bytes[20] ^= 0x40;
+    kevo::fs::write_file_atomic(fs, &path, &bytes).unwrap();
+}
+
+#[test]
+fn corruption_in_the_middle_of_the_wal_fails_the_open_by_default() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    for i in 0..20u32 {
+        db.put(i.to_be_bytes(), [7u8; 100]).unwrap();
+    }
+    db.close().unwrap();
+    damage_middle_of_first_wal(&fs);
+    let before = listing(&fs, DIR);
+    let err = Db::open(DIR, memfs_options(&fs)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+    assert!(err.file().is_some() && err.offset().is_some(), "{err}");
+    assert_eq!(listing(&fs, DIR), before, "a failed open changes no file");
+
+    let err = Db::open(
+        DIR,
+        memfs_options(&fs).wal_recovery_mode(WalRecoveryMode::AbsoluteConsistency),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corruption);
+
+    let db = Db::open(
+        DIR,
+        memfs_options(&fs).wal_recovery_mode(WalRecoveryMode::SkipAnyCorrupted),
+    )
+    .unwrap();
+    let survivors = (0..20u32)
+        .filter(|i| db.get(i.to_be_bytes()).unwrap().is_some())
+        .count();
+    assert_eq!(survivors, 19, "exactly the damaged record is skipped");
+}
+
+#[test]
+fn point_in_time_recovery_keeps_the_history_before_the_damage() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    for i in 0..20u32 {
+        db.put(i.to_be_bytes(), [7u8; 100]).unwrap();
+    }
+    db.close().unwrap();
+    damage_middle_of_first_wal(&fs);
+    let db = Db::open(
+        DIR,
+        memfs_options(&fs).wal_recovery_mode(WalRecoveryMode::PointInTime),
+    )
+    .unwrap();
+    let present: Vec<bool> = (0..20u32)
+        .map(|i| db.get(i.to_be_bytes()).unwrap().is_some())
+        .collect();
+    let kept = present.iter().take_while(|p| **p).count();
+    assert!(
+        present[kept..].iter().all(|p| !p),
+        "a prefix of the history: {present:?}"
+    );
+    assert!(kept < 20);
+    db.put(b"new", b"write").unwrap();
+    drop(db);
+    // The damage was cut away: the default mode now opens cleanly.
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    assert_eq!(db.get(b"new").unwrap().as_deref(), Some(&b"write"[..]));
+}
+
+#[test]
+fn interval_sync_makes_writes_durable_in_the_background() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs)
+        .memtable_size(1 << 20)
+        .sync_mode(SyncMode::Interval(Duration::from_millis(5)));
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    db.put(b"k", b"v").unwrap();
+    // Wait (bounded) for the background sync to cover the write.
+    let wal = listing(&fs, DIR)
+        .into_iter()
+        .filter(|n| n.ends_with(".wal"))
+        .max()
+        .unwrap();
+    let path = Path::new(DIR).join(wal);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fs.durable_content(&path).is_none_or(|d| d.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fs.crash(CrashMode::DropUnsynced);
+    drop(db);
+    let db = Db::open(DIR, opts).unwrap();
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn sync_mode_none_still_syncs_on_explicit_sync_and_close() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs)
+        .memtable_size(1 << 20)
+        .sync_mode(SyncMode::None);
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    db.put(b"a", b"1").unwrap();
+    db.sync().unwrap();
+    db.put(b"b", b"2").unwrap();
+    fs.crash(CrashMode::DropUnsynced);
+    drop(db);
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    assert_eq!(
+        read_state_of(&db, &[b"a", b"b"]),
+        vec![Some(b"1".to_vec()), None]
+    );
+    db.put(b"c", b"3").unwrap();
+    db.close().unwrap();
+    fs.crash(CrashMode::DropUnsynced);
+    let db = Db::open(DIR, opts).unwrap();
+    assert_eq!(db.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+#[test]
+fn readers_never_see_half_a_batch() {
+    // Each writer owns a pair of keys and writes the same increasing version to both in one
+    // batch. A reader that reads the first key and then the second must find the second at
+    // least as new: seeing it older would mean the batch was visible in part.
+    let fs = MemFs::new();
+    let db = Db::open(
+        DIR,
+        memfs_options(&fs)
+            .memtable_size(64 << 10)
+            .sync_mode(SyncMode::None),
+    )
+    .unwrap();
+    let pairs = 4u64;
+    let pair_key = |p: u64, second: bool| format!("pair{p}-{}", u8::from(second)).into_bytes();
+    let version = |db: &Db, k: &[u8]| {
+        db.get(k)
+            .unwrap()
+            .map_or(0, |v| u64::from_be_bytes(v[..].try_into().unwrap()))
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..pairs)
+        .map(|p| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for v in 1..=500u64 {
+                    let mut batch = WriteBatch::new();
+                    batch.put(pair_key(p, false), v.to_be_bytes());
+                    batch.put(pair_key(p, true), v.to_be_bytes());
+                    db.write(batch).unwrap();
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut checks = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for p in 0..pairs {
+                        let first = version(&db, &pair_key(p, false));
+                        let second = version(&db, &pair_key(p, true));
+                        assert!(
+                            second >= first,
+                            "pair {p}: second key at {second}, first at {first}"
+                        );
+                        checks += 1;
+                    }
+                }
+                checks
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    for p in 0..pairs {
+        assert_eq!(
+            (
+                version(&db, &pair_key(p, false)),
+                version(&db, &pair_key(p, true))
+            ),
+            (500, 500)
+        );
+    }
+}
+
+#[test]
+fn a_rejected_open_of_a_locked_memfs_database_changes_nothing() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    db.put(b"k", b"v").unwrap();
+    let before = listing(&fs, DIR);
+    assert_eq!(
+        Db::open(DIR, memfs_options(&fs)).unwrap_err().kind(),
+        ErrorKind::Concurrency
+    );
+    assert_eq!(listing(&fs, DIR), before);
+    assert!(fs.exists(Path::new("/db/LOCK")).unwrap());
+}
