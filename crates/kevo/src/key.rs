@@ -64,10 +64,19 @@ pub fn append_internal_key(
 /// The internal key a lookup of `user_key` as of `sequence` seeks to: it sorts before every
 /// version of `user_key` with sequence ≤ `sequence`, and after every newer one.
 pub fn seek_key(user_key: &[u8], sequence: SequenceNumber) -> Vec<u8> {
+    debug_assert_eq!(
+        pack_trailer(sequence, KIND_FOR_SEEK),
+        seek_trailer(sequence)
+    );
     let mut key = Vec::with_capacity(user_key.len() + TRAILER_LEN);
     key.extend_from_slice(user_key);
     key.extend_from_slice(&pack_trailer(sequence, KIND_FOR_SEEK).to_le_bytes());
     key
+}
+
+/// The trailer of [`seek_key`]`(_, sequence)`.
+pub fn seek_trailer(sequence: SequenceNumber) -> u64 {
+    pack_trailer(sequence, KIND_FOR_SEEK)
 }
 
 /// An internal key borrowed from an encoding, split into its parts.
@@ -99,22 +108,30 @@ impl<'a> ParsedKey<'a> {
 /// The user key of an encoded internal key. Precondition: `encoded.len() >= TRAILER_LEN`
 /// (every internal key kevo builds or accepts from disk has been checked for it).
 pub fn user_key(encoded: &[u8]) -> &[u8] {
-    &encoded[..encoded.len().saturating_sub(TRAILER_LEN)]
+    split(encoded).0
 }
 
-fn trailer(encoded: &[u8]) -> u64 {
-    let start = encoded.len().saturating_sub(TRAILER_LEN);
-    let mut bytes = [0u8; TRAILER_LEN];
-    let tail = &encoded[start..];
-    bytes[..tail.len()].copy_from_slice(tail);
-    u64::from_le_bytes(bytes)
+/// Splits an encoded internal key into user key and trailer (`sequence << 8 | kind`).
+/// A key shorter than a trailer (never built by kevo) splits as all user key, trailer 0.
+#[inline]
+pub fn split(encoded: &[u8]) -> (&[u8], u64) {
+    match encoded.split_last_chunk::<TRAILER_LEN>() {
+        Some((user, trailer)) => (user, u64::from_le_bytes(*trailer)),
+        None => (encoded, 0),
+    }
+}
+
+/// Compares internal keys given as parts: user key ascending, then trailer descending.
+#[inline]
+pub fn compare_parts(a_user: &[u8], a_trailer: u64, b_user: &[u8], b_trailer: u64) -> Ordering {
+    a_user.cmp(b_user).then(b_trailer.cmp(&a_trailer))
 }
 
 /// Compares two encoded internal keys: user key ascending, then trailer descending.
+#[inline]
 pub fn compare(a: &[u8], b: &[u8]) -> Ordering {
-    user_key(a)
-        .cmp(user_key(b))
-        .then_with(|| trailer(b).cmp(&trailer(a)))
+    let ((a_user, a_trailer), (b_user, b_trailer)) = (split(a), split(b));
+    compare_parts(a_user, a_trailer, b_user, b_trailer)
 }
 
 #[cfg(test)]

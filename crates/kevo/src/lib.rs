@@ -24,9 +24,11 @@ mod db;
 mod error;
 pub mod fs;
 pub mod key;
+#[doc(hidden)] // internal; public for the benchmarks
 pub mod memtable;
 mod options;
 pub mod options_file;
+#[doc(hidden)] // internal; public for the benchmarks and format tools
 pub mod wal;
 
 pub use batch::{BatchEntry, WriteBatch};

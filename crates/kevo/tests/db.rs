@@ -474,3 +474,17 @@ fn a_rejected_open_of_a_locked_memfs_database_changes_nothing() {
     assert_eq!(listing(&fs, DIR), before);
     assert!(fs.exists(Path::new("/db/LOCK")).unwrap());
 }
+
+#[test]
+fn private_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default().private_files(true)).unwrap();
+    db.put(b"k", b"v").unwrap();
+    db.close().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{:?}", entry.file_name());
+    }
+}

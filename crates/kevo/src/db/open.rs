@@ -86,7 +86,10 @@ impl Listing {
 
 pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
     opts.validate()?;
-    let fs = opts.fs.clone();
+    let fs = match opts.fs.with_private_files() {
+        Some(private) if opts.private_files => private,
+        _ => opts.fs.clone(),
+    };
     prepare_directory(fs.as_ref(), dir, &opts)?;
     let lock = take_lock(fs.as_ref(), dir)?;
     let listing = Listing::read(fs.as_ref(), dir)?;
@@ -284,8 +287,9 @@ struct Recovered {
     live_wals: Vec<u64>,
 }
 
-/// Replays every WAL, oldest first, into `mem`. Sequence numbers must increase from batch
-/// to batch across all logs. A tolerated torn tail is cut off (and synced) so it cannot be
+/// Replays every WAL, oldest first, into `mem`, and syncs it: after a process crash its tail
+/// may still sit unsynced in the OS cache, and the new log's synced writes must never
+/// outlive it. Sequence numbers must increase from batch to batch across all logs. A tolerated torn tail is cut off (and synced) so it cannot be
 /// mistaken later for damage in the middle of the history; point-in-time recovery also
 /// removes every later log.
 fn recover_wals(
@@ -326,6 +330,7 @@ fn recover_wals(
         })?;
         live_wals.push(number);
         let Some((damage_at, reason)) = outcome.damage else {
+            sync_log(fs, &path)?;
             continue;
         };
         let later = &numbers[i + 1..];
@@ -375,6 +380,14 @@ fn any_nonempty(fs: &dyn Fs, dir: &Path, numbers: &[u64]) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+fn sync_log(fs: &dyn Fs, path: &Path) -> Result<()> {
+    let file = fs
+        .open_append(path)
+        .map_err(|e| Error::io("opening a replayed WAL to sync it", e).with_file(path))?;
+    file.sync()
+        .map_err(|e| Error::io("syncing a replayed WAL", e).with_file(path))
 }
 
 fn cut_tail(fs: &dyn Fs, path: &Path, len: u64) -> Result<()> {

@@ -129,8 +129,8 @@ pub enum SyncFailure {
 pub enum CrashMode {
     /// Power loss, worst case: every unsynced byte and every pending directory change is lost.
     DropUnsynced,
-    /// A process crash: the operating system keeps everything written; only open handles
-    /// and locks go.
+    /// A process crash: the operating system keeps everything written (still unsynced: a
+    /// later power loss can lose it); only open handles and locks go.
     KeepUnsynced,
     /// Power loss, one of the legal outcomes chosen by `seed`: each unsynced page is kept,
     /// dropped or garbled (bytes that were durable stay intact), a file's length lands
@@ -365,7 +365,9 @@ impl State {
         self.locks.clear();
         self.halted = false;
         match mode {
-            CrashMode::KeepUnsynced => {}
+            // The process died, the machine did not: the OS cache still holds every unsynced
+            // byte and directory change, and a later power loss can still lose them.
+            CrashMode::KeepUnsynced => return,
             CrashMode::DropUnsynced => {
                 self.names = self.durable_names.clone();
                 for inode in self.inodes.values_mut() {

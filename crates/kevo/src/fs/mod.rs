@@ -51,6 +51,12 @@ pub trait Fs: Send + Sync + fmt::Debug {
     /// Takes the exclusive advisory lock on `path` (created if missing). Fails with
     /// `io::ErrorKind::WouldBlock` if another opener, in this or another process, holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>>;
+
+    /// This file system creating new files readable by their owner only (mode 0600), if it
+    /// has file modes; used for `Options::private_files`. The default has none.
+    fn with_private_files(&self) -> Option<std::sync::Arc<dyn Fs>> {
+        None
+    }
 }
 
 /// An open file. Reads are positional, so one handle serves many readers at once; appends

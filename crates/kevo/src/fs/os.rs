@@ -110,6 +110,10 @@ impl Fs for OsFs {
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
+
+    fn with_private_files(&self) -> Option<std::sync::Arc<dyn Fs>> {
+        Some(std::sync::Arc::new(OsFs::private()))
+    }
 }
 
 #[derive(Debug)]

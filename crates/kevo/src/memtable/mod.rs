@@ -38,15 +38,14 @@ impl MemTable {
 
     /// Adds the write `(key, sequence, kind) -> value`.
     pub fn add(&self, sequence: SequenceNumber, kind: ValueKind, user_key: &[u8], value: &[u8]) {
-        let mut internal = Vec::with_capacity(user_key.len() + key::TRAILER_LEN);
-        key::append_internal_key(&mut internal, user_key, sequence, kind);
-        self.list.insert(&internal, value);
+        self.list
+            .insert(user_key, key::pack_trailer(sequence, kind as u8), value);
     }
 
     /// The newest write of `user_key` with sequence ≤ `sequence`, if any.
     pub fn get(&self, user_key: &[u8], sequence: SequenceNumber) -> Option<Lookup> {
         let mut cursor = self.list.cursor();
-        cursor.seek(&key::seek_key(user_key, sequence));
+        cursor.seek_parts(user_key, key::seek_trailer(sequence));
         if !cursor.valid() {
             return None;
         }

@@ -94,6 +94,12 @@ impl NodePtr {
         unsafe { std::slice::from_raw_parts(self.data(), (*self.0.as_ptr()).key_len as usize) }
     }
 
+    /// Compares this node's key with the internal key `(user, trailer)`.
+    fn compare(self, user: &[u8], trailer: u64) -> CmpOrdering {
+        let (node_user, node_trailer) = key::split(self.key());
+        key::compare_parts(node_user, node_trailer, user, trailer)
+    }
+
     fn value<'a>(self) -> &'a [u8] {
         // SAFETY: as for `key`; the value follows the key.
         unsafe {
@@ -134,7 +140,7 @@ impl SkipList {
     /// An empty list.
     pub fn new() -> Self {
         let mut arena = Arena::new();
-        let head = Self::alloc_node(&mut arena, MAX_HEIGHT, &[], &[]);
+        let head = Self::alloc_node(&mut arena, MAX_HEIGHT, &[], None, &[]);
         SkipList {
             head,
             height: AtomicUsize::new(1),
@@ -167,32 +173,43 @@ impl SkipList {
         self.memory.load(Ordering::Relaxed)
     }
 
-    fn alloc_node(arena: &mut Arena, height: usize, key: &[u8], value: &[u8]) -> NodePtr {
+    /// Allocates a node holding `user_key ++ trailer` (no trailer for the head) and `value`.
+    fn alloc_node(
+        arena: &mut Arena,
+        height: usize,
+        user_key: &[u8],
+        trailer: Option<u64>,
+        value: &[u8],
+    ) -> NodePtr {
+        let trailer = trailer.map(u64::to_le_bytes);
+        let trailer: &[u8] = trailer.as_ref().map_or(&[], |t| &t[..]);
+        let key_len = user_key.len() + trailer.len();
         let ptr = arena
-            .allocate(node_size(height, key.len(), value.len()))
+            .allocate(node_size(height, key_len, value.len()))
             .cast::<Node>();
         // SAFETY: the allocation is zeroed (null links), aligned to 64 ≥ align_of::<Node>(),
         // and large enough for the header, `height` links, key and value. Nobody else can
         // see it yet.
         unsafe {
             let node = ptr.as_ptr();
-            (*node).key_len = key.len() as u32;
+            (*node).key_len = key_len as u32;
             (*node).value_len = value.len() as u32;
             (*node).height = height as u32;
             let data = node.cast::<u8>().add(HEADER + height * LINK);
-            ptr::copy_nonoverlapping(key.as_ptr(), data, key.len());
-            ptr::copy_nonoverlapping(value.as_ptr(), data.add(key.len()), value.len());
+            ptr::copy_nonoverlapping(user_key.as_ptr(), data, user_key.len());
+            ptr::copy_nonoverlapping(trailer.as_ptr(), data.add(user_key.len()), trailer.len());
+            ptr::copy_nonoverlapping(value.as_ptr(), data.add(key_len), value.len());
         }
         NodePtr(ptr)
     }
 
-    /// Inserts `key` (an encoded internal key) with `value`. Keys must be unique.
-    pub fn insert(&self, key: &[u8], value: &[u8]) {
+    /// Inserts the internal key `user_key ++ trailer` with `value`. Keys must be unique.
+    pub fn insert(&self, user_key: &[u8], trailer: u64, value: &[u8]) {
         let mut writer = lock_writer(&self.writer);
         let height = random_height(&mut writer.rng);
         let mut prev = [self.head; MAX_HEIGHT];
-        self.find_predecessors(key, &mut prev);
-        let node = Self::alloc_node(&mut writer.arena, height, key, value);
+        self.find_predecessors(user_key, trailer, &mut prev);
+        let node = Self::alloc_node(&mut writer.arena, height, user_key, Some(trailer), value);
         self.memory.store(writer.arena.used(), Ordering::Relaxed);
         if height > self.height.load(Ordering::Relaxed) {
             self.height.store(height, Ordering::Release);
@@ -209,12 +226,13 @@ impl SkipList {
         self.len.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Fills `prev[level]` with the last node before `key` at each level.
-    fn find_predecessors(&self, key: &[u8], prev: &mut [NodePtr; MAX_HEIGHT]) {
+    /// Fills `prev[level]` with the last node before the key at each level up to the
+    /// current height (the levels above keep the head).
+    fn find_predecessors(&self, user: &[u8], trailer: u64, prev: &mut [NodePtr; MAX_HEIGHT]) {
         let mut node = self.head;
-        for level in (0..MAX_HEIGHT).rev() {
+        for level in (0..self.height.load(Ordering::Relaxed)).rev() {
             while let Some(next) = node.next(level) {
-                if key::compare(next.key(), key) == CmpOrdering::Less {
+                if next.compare(user, trailer) == CmpOrdering::Less {
                     node = next;
                 } else {
                     break;
@@ -224,13 +242,13 @@ impl SkipList {
         }
     }
 
-    /// The first node with a key ≥ `key`.
-    fn seek_node(&self, key: &[u8]) -> Option<NodePtr> {
+    /// The first node with a key ≥ `(user, trailer)`.
+    fn seek_node(&self, user: &[u8], trailer: u64) -> Option<NodePtr> {
         let mut node = self.head;
         let mut level = self.height.load(Ordering::Acquire) - 1;
         loop {
             match node.next(level) {
-                Some(next) if key::compare(next.key(), key) == CmpOrdering::Less => node = next,
+                Some(next) if next.compare(user, trailer) == CmpOrdering::Less => node = next,
                 next if level == 0 => return next,
                 _ => level -= 1,
             }
@@ -315,9 +333,15 @@ impl<'a> Cursor<'a> {
         self.node.map_or(&[], NodePtr::value)
     }
 
-    /// Moves to the first entry with key ≥ `key`.
+    /// Moves to the first entry with key ≥ `key` (an encoded internal key).
     pub fn seek(&mut self, key: &[u8]) {
-        self.node = self.list.seek_node(key);
+        let (user, trailer) = key::split(key);
+        self.seek_parts(user, trailer);
+    }
+
+    /// Moves to the first entry with key ≥ `user ++ trailer`, without building the key.
+    pub fn seek_parts(&mut self, user: &[u8], trailer: u64) {
+        self.node = self.list.seek_node(user, trailer);
     }
 
     /// Moves to the first entry.
@@ -383,7 +407,8 @@ mod tests {
         let list = SkipList::new();
         for i in 0..1000u32 {
             list.insert(
-                &ikey(&i.to_be_bytes(), 1),
+                &i.to_be_bytes(),
+                key::pack_trailer(1, 1),
                 &vec![i as u8; (i % 300) as usize],
             );
         }
@@ -408,7 +433,7 @@ mod tests {
             let mut model = BTreeSet::new();
             for (user, seq) in &keys {
                 let k = ikey(user, *seq);
-                list.insert(&k, user);
+                list.insert(user, key::pack_trailer(*seq, ValueKind::Put as u8), user);
                 model.insert(k);
             }
             let mut sorted: Vec<Vec<u8>> = model.into_iter().collect();
@@ -441,7 +466,11 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 0..20_000u32 {
                     let user = (i.wrapping_mul(2_654_435_761)).to_be_bytes();
-                    list.insert(&ikey(&user, u64::from(i) + 1), &user.repeat(4));
+                    list.insert(
+                        &user,
+                        key::pack_trailer(u64::from(i) + 1, 1),
+                        &user.repeat(4),
+                    );
                 }
             })
         };
