@@ -1,12 +1,19 @@
-//! `kevo demo`: exercise what the engine has, in a temporary or given directory, and say
-//! what happened.
+//! `kevo demo`: open a database (in a temporary directory unless one is given), write, read
+//! back, reopen, verify, and say what happened and how fast.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use kevo::fs::{CrashMode, Fs, MemFs, OsFs, read_file, write_file_atomic};
-use kevo::options_file::OptionsFile;
-use kevo::{Error, Options, Result, SyncMode};
+use kevo::{Db, Error, Options, Result, WriteBatch};
+
+/// Keys the demo writes.
+const KEYS: u64 = 200_000;
+/// Writes per batch (each batch is one synced WAL record).
+const BATCH: u64 = 100;
+/// Every this many keys one is deleted.
+const DELETE_EVERY: u64 = 10;
+/// Threads deleting at once.
+const THREADS: u64 = 8;
 
 pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let temp;
@@ -15,64 +22,120 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         None => {
             temp =
                 tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
-            temp.path().to_path_buf()
+            temp.path().join("demo-db")
         }
     };
-    options_round_trip(&dir)?;
-    crash_simulation()?;
-    Ok(())
-}
+    let options = Options::default().memtable_size(8 << 20);
+    println!("kevo demo: database in {}", dir.display());
 
-/// Validates options, persists them atomically through the real file system, reads back.
-fn options_round_trip(dir: &Path) -> Result<()> {
     let started = Instant::now();
-    let opts = Options::default()
-        .sync_mode(SyncMode::Always)
-        .memtable_size(4 << 20);
-    opts.validate()?;
-    let fs = OsFs::new();
-    fs.create_dir_all(dir)
-        .map_err(|e| Error::io("creating the directory", e).with_file(dir))?;
-    let path = dir.join("OPTIONS-000001");
-    let encoded = OptionsFile::current(&opts).encode();
-    write_file_atomic(&fs, &path, &encoded)
-        .map_err(|e| Error::io("writing", e).with_file(&path))?;
-    let back =
-        read_file(&fs, &path, 1 << 20).map_err(|e| Error::io("reading", e).with_file(&path))?;
-    let decoded = OptionsFile::decode(&back)?;
-    decoded.check_compatible()?;
-    if decoded.options != opts {
-        return Err(
-            Error::corruption("the options read back differ from those written").with_file(&path),
-        );
+    let db = Db::open(&dir, options.clone())?;
+    println!("  opened in {:.1?}", started.elapsed());
+
+    let started = Instant::now();
+    for first in (0..KEYS).step_by(BATCH as usize) {
+        let mut batch = WriteBatch::new();
+        for i in first..first + BATCH {
+            batch.put(key(i), value(i));
+        }
+        db.write(batch)?;
     }
+    report(
+        "wrote",
+        KEYS,
+        started,
+        &format!("in batches of {BATCH}, each synced to disk before it was acknowledged"),
+    );
+
+    let started = Instant::now();
+    delete_concurrently(&db)?;
+    report(
+        "deleted",
+        KEYS / DELETE_EVERY,
+        started,
+        &format!(
+            "(every {DELETE_EVERY}th key, one at a time from {THREADS} threads; group commit shares each sync)"
+        ),
+    );
+
+    let started = Instant::now();
+    let found = verify(&db)?;
+    report(
+        "read",
+        KEYS,
+        started,
+        &format!("{found} present, as expected"),
+    );
+    db.close()?;
+
+    let started = Instant::now();
+    let db = Db::open(&dir, options)?;
+    let reopened = started.elapsed();
+    let started = Instant::now();
+    let found = verify(&db)?;
     println!(
-        "wrote {} ({} bytes, checksummed) atomically in {}, read it back and verified it in {:?}",
-        path.display(),
-        encoded.len(),
-        dir.display(),
+        "  reopened in {reopened:.1?} (write-ahead log replayed); every key checked again in {:.1?}",
         started.elapsed()
     );
-    Ok(())
+    println!(
+        "  {found} keys present after reopen, {} deleted keys stay deleted",
+        KEYS - found
+    );
+    db.close()
 }
 
-/// Shows the crash model every engine test runs on: synced bytes survive, unsynced do not.
-fn crash_simulation() -> Result<()> {
-    let fs = MemFs::new();
-    let dir = Path::new("/db");
-    let io = |e| Error::io("in-memory file system", e);
-    fs.create_dir_all(dir).map_err(io)?;
-    let wal = fs.create(&dir.join("000001.wal")).map_err(io)?;
-    wal.append(b"acknowledged write;").map_err(io)?;
-    wal.sync().map_err(io)?;
-    fs.sync_dir(dir).map_err(io)?;
-    wal.append(b"unsynced write;").map_err(io)?;
-    fs.crash(CrashMode::DropUnsynced);
-    let after = read_file(&fs, &dir.join("000001.wal"), 1 << 20).map_err(io)?;
-    println!(
-        "simulated a power loss on MemFs after {} file operations: the log holds {:?}",
-        fs.op_count(),
-        String::from_utf8_lossy(&after)
-    );
-    Ok(())
+fn key(i: u64) -> String {
+    format!("user:{i:08}")
+}
+
+fn value(i: u64) -> String {
+    format!(
+        "{{\"id\":{i},\"name\":\"user number {i}\",\"balance\":{}}}",
+        i * 7 % 1000
+    )
+}
+
+/// Deletes every `DELETE_EVERY`th key, each delete its own synced write, from `THREADS`
+/// threads at once.
+fn delete_concurrently(db: &Db) -> Result<()> {
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                s.spawn(move || -> Result<()> {
+                    for i in (t * DELETE_EVERY..KEYS).step_by((THREADS * DELETE_EVERY) as usize) {
+                        db.delete(key(i))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+}
+
+/// Checks every key: deleted keys are absent, the others hold their value. Returns how
+/// many are present.
+fn verify(db: &Db) -> Result<u64> {
+    let mut present = 0;
+    for i in 0..KEYS {
+        let got = db.get(key(i))?;
+        let expected = (i % DELETE_EVERY != 0).then(|| value(i));
+        if got.as_deref() != expected.as_ref().map(String::as_bytes) {
+            return Err(Error::corruption(format!(
+                "key {} read back wrong: {got:?}",
+                key(i)
+            )));
+        }
+        present += u64::from(got.is_some());
+    }
+    Ok(present)
+}
+
+fn report(what: &str, count: u64, started: Instant, detail: &str) {
+    let elapsed = started.elapsed();
+    let rate = count as f64 / elapsed.as_secs_f64();
+    println!("  {what} {count} keys in {elapsed:.2?} ({rate:.0} per second) {detail}");
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod info;
+mod kv;
 
 /// kevo: an embedded, crash-safe LSM-tree key-value store.
 #[derive(Parser)]
@@ -19,30 +20,56 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Open a database (in a temporary directory unless --dir is given), write, read back,
-    /// and print what happened.
+    /// reopen, verify, and print what happened.
     Demo {
         /// Database directory to use instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Report on a database directory: its files and the options it was created with.
+    /// Report on a database directory: its files and the options it was opened with.
     Info {
         /// The database directory.
         dir: PathBuf,
+    },
+    /// Print the value of a key (exit code 1 if it is absent).
+    Get {
+        /// The database directory (must exist).
+        dir: PathBuf,
+        /// The key, as text.
+        key: String,
+    },
+    /// Set a key to a value (creates the database if missing).
+    Put {
+        /// The database directory.
+        dir: PathBuf,
+        /// The key, as text.
+        key: String,
+        /// The value, as text.
+        value: String,
+    },
+    /// Delete a key (deleting a missing key is not an error).
+    Delete {
+        /// The database directory (must exist).
+        dir: PathBuf,
+        /// The key, as text.
+        key: String,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Demo { dir } => demo::run(dir),
-        Command::Info { dir } => info::run(&dir),
+        Command::Demo { dir } => demo::run(dir).map(|()| ExitCode::SUCCESS),
+        Command::Info { dir } => info::run(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Get { dir, key } => kv::get(&dir, &key),
+        Command::Put { dir, key, value } => kv::put(&dir, &key, &value).map(|()| ExitCode::SUCCESS),
+        Command::Delete { dir, key } => kv::delete(&dir, &key).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("kevo: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }

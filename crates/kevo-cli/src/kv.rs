@@ -1,0 +1,41 @@
+//! `kevo get|put|delete DIR ...`: one operation on a database, for scripts.
+//!
+//! Exit codes: 0 success, 1 key not found (get), 2 error (message on stderr).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use kevo::{Db, Error, Options, Result};
+
+fn open_existing(dir: &Path) -> Result<Db> {
+    Db::open(dir, Options::default().create_if_missing(false))
+}
+
+pub fn get(dir: &Path, key: &str) -> Result<ExitCode> {
+    let db = open_existing(dir)?;
+    let value = db.get(key)?;
+    db.close()?;
+    match value {
+        Some(value) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&value)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| Error::io("writing to stdout", e))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Ok(ExitCode::from(1)),
+    }
+}
+
+pub fn put(dir: &Path, key: &str, value: &str) -> Result<()> {
+    let db = Db::open(dir, Options::default())?;
+    db.put(key, value)?;
+    db.close()
+}
+
+pub fn delete(dir: &Path, key: &str) -> Result<()> {
+    let db = open_existing(dir)?;
+    db.delete(key)?;
+    db.close()
+}
