@@ -6,6 +6,7 @@
 //! across I/O; readers never take it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::batch::WriteBatch;
@@ -15,6 +16,8 @@ use crate::error::{Error, Result};
 /// latency does not grow much (as LevelDB does).
 const MAX_GROUP_BYTES: usize = 1 << 20;
 const SMALL_BATCH: usize = 128 << 10;
+/// Times a follower yields its core, checking for its result, before it blocks.
+const SPIN_YIELDS: usize = 16;
 
 /// One writer waiting in the queue.
 pub(crate) struct PendingWrite {
@@ -23,15 +26,35 @@ pub(crate) struct PendingWrite {
     size: usize,
     /// Sync the WAL before acknowledging this write.
     pub sync: bool,
-    result: Mutex<Option<Result<()>>>,
+    /// What this writer waits for; each writer has its own, so a hand-off wakes only the
+    /// threads it concerns.
+    wait: Mutex<Wait>,
+    wake: Condvar,
+    /// Set (after `wait` changed) so a spinning waiter notices without taking the lock.
+    signalled: AtomicBool,
+}
+
+#[derive(Default)]
+struct Wait {
+    /// Set by the leader that committed this write.
+    result: Option<Result<()>>,
+    /// Set when this writer is at the front and must lead the next group.
+    lead: bool,
 }
 
 impl PendingWrite {
     pub fn take_batch(&self) -> Option<WriteBatch> {
         lock(&self.batch).take()
     }
+
+    fn signal(&self, change: impl FnOnce(&mut Wait)) {
+        change(&mut lock(&self.wait));
+        self.signalled.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
 }
 
+/// The writers in line; the first one leads (or waits to) when `leader_active` is false.
 struct QueueState {
     waiting: VecDeque<Arc<PendingWrite>>,
     leader_active: bool,
@@ -40,7 +63,6 @@ struct QueueState {
 /// The write queue. See the module docs.
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
-    wake: Condvar,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -56,7 +78,6 @@ impl CommitQueue {
                 waiting: VecDeque::new(),
                 leader_active: false,
             }),
-            wake: Condvar::new(),
         }
     }
 
@@ -72,42 +93,52 @@ impl CommitQueue {
             size: batch.approximate_size(),
             batch: Mutex::new(Some(batch)),
             sync,
-            result: Mutex::new(None),
+            wait: Mutex::new(Wait::default()),
+            wake: Condvar::new(),
+            signalled: AtomicBool::new(false),
         });
-        let mut state = lock(&self.state);
-        state.waiting.push_back(me.clone());
-        loop {
-            if let Some(result) = lock(&me.result).take() {
-                return result;
+        let lead_now = {
+            let mut state = lock(&self.state);
+            state.waiting.push_back(me.clone());
+            let lead = !state.leader_active;
+            state.leader_active = true;
+            lead
+        };
+        if !lead_now {
+            // Most groups commit in microseconds when they need no sync: yield a few times
+            // before sleeping, which saves the wake-up of a blocked thread.
+            for _ in 0..SPIN_YIELDS {
+                if me.signalled.load(Ordering::Acquire) {
+                    break;
+                }
+                std::thread::yield_now();
             }
-            let at_front = state
-                .waiting
-                .front()
-                .is_some_and(|front| Arc::ptr_eq(front, &me));
-            if at_front && !state.leader_active {
-                break;
+            let mut wait = lock(&me.wait);
+            loop {
+                if let Some(result) = wait.result.take() {
+                    return result;
+                }
+                if wait.lead {
+                    break;
+                }
+                wait = me.wake.wait(wait).unwrap_or_else(PoisonError::into_inner);
             }
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
         }
-        state.leader_active = true;
-        let group = Self::take_group(&mut state.waiting);
-        drop(state);
-
+        // This writer is at the front and leads: nobody else leads until it hands over.
+        let group = Self::take_group(&mut lock(&self.state).waiting);
         let result = commit_group(&group);
-
-        let mut state = lock(&self.state);
         for member in group.iter().skip(1) {
-            *lock(&member.result) = Some(match &result {
+            let shared = match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(e.duplicate()),
-            });
+            };
+            member.signal(|w| w.result = Some(shared));
         }
-        state.leader_active = false;
-        drop(state);
-        self.wake.notify_all();
+        let mut state = lock(&self.state);
+        match state.waiting.front() {
+            Some(next) => next.signal(|w| w.lead = true),
+            None => state.leader_active = false,
+        }
         result
     }
 
