@@ -22,12 +22,18 @@ mod batch;
 mod coding;
 mod db;
 mod error;
+#[doc(hidden)] // internal; public for the benchmarks
+pub mod iter;
 pub mod fs;
 pub mod key;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod memtable;
 mod options;
 pub mod options_file;
+#[doc(hidden)] // internal; public for the benchmarks
+pub mod sst;
+#[doc(hidden)] // internal; public for the format tools
+pub mod version;
 #[doc(hidden)] // internal; public for the benchmarks and format tools
 pub mod wal;
 

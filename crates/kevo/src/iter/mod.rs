@@ -1,0 +1,31 @@
+//! The internal iterator: one seekable, bidirectional cursor interface over internal keys,
+//! implemented by every sorted source (blocks, tables, memtables, merges), so merging and
+//! the public iterators are written once.
+
+use crate::error::Result;
+
+/// A cursor over `(internal key, value)` entries in internal-key order.
+///
+/// When not [`valid`](InternalIterator::valid), `key` and `value` return empty slices.
+/// An iterator that meets damage becomes invalid and reports it from
+/// [`status`](InternalIterator::status); callers check `status` whenever `valid` turns false.
+pub trait InternalIterator {
+    /// Whether the cursor is on an entry.
+    fn valid(&self) -> bool;
+    /// Moves to the first entry.
+    fn seek_to_first(&mut self);
+    /// Moves to the last entry.
+    fn seek_to_last(&mut self);
+    /// Moves to the first entry with key ≥ `target` (an encoded internal key).
+    fn seek(&mut self, target: &[u8]);
+    /// Moves to the next entry. Requires `valid()`.
+    fn next(&mut self);
+    /// Moves to the previous entry. Requires `valid()`.
+    fn prev(&mut self);
+    /// The current internal key.
+    fn key(&self) -> &[u8];
+    /// The current value.
+    fn value(&self) -> &[u8];
+    /// The first error met, if any.
+    fn status(&self) -> Result<()>;
+}

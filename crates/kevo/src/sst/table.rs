@@ -1,0 +1,384 @@
+//! [`Table`]: an open table. Opening reads and checks the footer, index, filter and
+//! properties once (they stay pinned in memory); data blocks are read on demand through the
+//! block cache, and every block read from disk is checksum-verified before use.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use bytes::Bytes;
+
+use super::block::{Block, BlockIter};
+use super::cache::BlockCache;
+use super::filter::Filter;
+use super::format::{BlockHandle, FOOTER_LEN, Footer, TRAILER_LEN, decode_block};
+use super::properties::TableProperties;
+use crate::error::{Error, Result};
+use crate::fs::{Fs, FsFile};
+use crate::iter::InternalIterator;
+use crate::key::{self, ParsedKey, SequenceNumber, ValueKind};
+
+/// The cache shared by every table of a database.
+pub type TableBlockCache = BlockCache<Block>;
+
+/// An open, immutable table. Share it as `Arc<Table>`; every method takes `&self`.
+pub struct Table {
+    number: u64,
+    path: PathBuf,
+    file: Box<dyn FsFile>,
+    index: Block,
+    filter: Option<Filter>,
+    properties: TableProperties,
+    cache: Option<Arc<TableBlockCache>>,
+    /// Data blocks read from the file (cache misses), for metrics and tests.
+    block_reads: AtomicU64,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("number", &self.number)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a table says about a key at a sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableLookup {
+    /// The newest visible version is this value.
+    Value(Bytes),
+    /// The newest visible version is a tombstone.
+    Deleted,
+}
+
+impl Table {
+    /// Opens and checks the table at `path` (file number `number`, the block cache key).
+    /// A file that is not a whole kevo table is `Corruption`; a newer format is `Config`.
+    pub fn open(
+        fs: &dyn Fs,
+        path: &Path,
+        number: u64,
+        cache: Option<Arc<TableBlockCache>>,
+    ) -> Result<Table> {
+        let file = fs
+            .open(path)
+            .map_err(|e| Error::io("opening a table", e).with_file(path))?;
+        let file_len = file
+            .len()
+            .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
+        let in_file = |e: Error| e.with_file(path);
+        if file_len < FOOTER_LEN as u64 {
+            return Err(in_file(Error::corruption(format!(
+                "table of {file_len} bytes is shorter than its footer"
+            ))));
+        }
+        let mut footer_bytes = [0u8; FOOTER_LEN];
+        let footer_at = file_len - FOOTER_LEN as u64;
+        file.read_exact_at(&mut footer_bytes, footer_at)
+            .map_err(|e| Error::io("reading a table footer", e).with_file(path))?;
+        let footer = Footer::decode(&footer_bytes, file_len)
+            .map_err(|e| in_file(e.with_offset(footer_at)))?;
+        let read = |handle: BlockHandle| read_block(file.as_ref(), path, handle);
+        let index = Block::decode(read(footer.index)?)
+            .map_err(|e| in_file(e.with_offset(footer.index.offset)))?;
+        let properties = TableProperties::decode(&read(footer.properties)?)
+            .map_err(|e| in_file(e.with_offset(footer.properties.offset)))?;
+        let filter = if footer.filter == BlockHandle::default() {
+            None
+        } else {
+            Some(
+                Filter::decode(read(footer.filter)?)
+                    .map_err(|e| in_file(e.with_offset(footer.filter.offset)))?,
+            )
+        };
+        Ok(Table {
+            number,
+            path: path.to_path_buf(),
+            file,
+            index,
+            filter,
+            properties,
+            cache,
+            block_reads: AtomicU64::new(0),
+        })
+    }
+
+    /// The table's file number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// What the table holds.
+    pub fn properties(&self) -> &TableProperties {
+        &self.properties
+    }
+
+    /// Data blocks read from the file so far (block cache misses).
+    pub fn block_reads(&self) -> u64 {
+        self.block_reads.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Bytes pinned in memory for this table (index and filter).
+    pub fn pinned_memory(&self) -> usize {
+        self.index.size() + self.filter.as_ref().map_or(0, Filter::memory)
+    }
+
+    /// The newest version of `user_key` with sequence ≤ `sequence`, if the table holds one.
+    /// A key the filter rules out costs no block read.
+    pub fn get(&self, user_key: &[u8], sequence: SequenceNumber) -> Result<Option<TableLookup>> {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.may_contain(user_key))
+        {
+            return Ok(None);
+        }
+        let target = key::seek_key(user_key, sequence);
+        let mut index = self.index.iter();
+        index.seek(&target);
+        if !index.valid() {
+            return index
+                .status()
+                .map(|()| None)
+                .map_err(|e| e.with_file(&self.path));
+        }
+        let block = self.data_block(index.value())?;
+        let mut entries = block.iter();
+        entries.seek(&target);
+        if !entries.valid() {
+            return entries
+                .status()
+                .map(|()| None)
+                .map_err(|e| e.with_file(&self.path));
+        }
+        let Some(found) = ParsedKey::parse(entries.key()) else {
+            return Err(
+                Error::corruption("table entry without a valid internal key").with_file(&self.path),
+            );
+        };
+        if found.user_key != user_key {
+            return Ok(None);
+        }
+        Ok(Some(match found.kind {
+            ValueKind::Put => TableLookup::Value(entries.value_bytes()),
+            ValueKind::Delete => TableLookup::Deleted,
+        }))
+    }
+
+    /// A cursor over every entry of the table.
+    #[allow(clippy::iter_not_returning_iterator)] // a seekable cursor, not a std Iterator
+    pub fn iter(self: &Arc<Self>) -> TableIter {
+        TableIter {
+            table: self.clone(),
+            index: self.index.iter(),
+            data: None,
+            error: None,
+        }
+    }
+
+    /// The data block an index entry points to, through the cache.
+    fn data_block(&self, encoded_handle: &[u8]) -> Result<Block> {
+        let Some(handle) = BlockHandle::decode_varint(encoded_handle) else {
+            return Err(
+                Error::corruption("malformed block handle in the table index")
+                    .with_file(&self.path),
+            );
+        };
+        if let Some(block) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(self.number, handle.offset))
+        {
+            return Ok(block);
+        }
+        self.block_reads.fetch_add(1, AtomicOrdering::Relaxed);
+        let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
+        let block =
+            Block::decode(bytes).map_err(|e| e.with_file(&self.path).with_offset(handle.offset))?;
+        if let Some(cache) = &self.cache {
+            cache.insert(self.number, handle.offset, block.clone(), block.size());
+        }
+        Ok(block)
+    }
+}
+
+/// Reads, verifies and decompresses the block at `handle`.
+fn read_block(file: &dyn FsFile, path: &Path, handle: BlockHandle) -> Result<Bytes> {
+    // Handles were checked against the file size (footer) or come from a verified index;
+    // a size that still does not fit in memory is damage.
+    let Some(len) = handle
+        .size
+        .checked_add(TRAILER_LEN as u64)
+        .and_then(|n| usize::try_from(n).ok())
+    else {
+        return Err(Error::corruption("block handle too large")
+            .with_file(path)
+            .with_offset(handle.offset));
+    };
+    if handle.size > super::format::MAX_BLOCK_SIZE {
+        return Err(Error::corruption("block handle too large")
+            .with_file(path)
+            .with_offset(handle.offset));
+    }
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, handle.offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corruption("block runs past the end of the table")
+                .with_file(path)
+                .with_offset(handle.offset)
+        } else {
+            Error::io("reading a table block", e)
+                .with_file(path)
+                .with_offset(handle.offset)
+        }
+    })?;
+    decode_block(&Bytes::from(buf), handle.offset).map_err(|e| e.with_file(path))
+}
+
+/// A cursor over a table: the index picks the block, a block cursor walks it.
+pub struct TableIter {
+    table: Arc<Table>,
+    index: BlockIter,
+    data: Option<BlockIter>,
+    error: Option<Error>,
+}
+
+impl TableIter {
+    /// The current value as a shared slice of its block.
+    pub fn value_bytes(&self) -> Bytes {
+        self.data
+            .as_ref()
+            .map_or_else(Bytes::new, BlockIter::value_bytes)
+    }
+
+    /// Loads the block the index cursor is on (none if the index cursor is not valid).
+    fn load_block(&mut self) {
+        self.data = None;
+        if !self.index.valid() {
+            return;
+        }
+        match self.table.data_block(self.index.value()) {
+            Ok(block) => self.data = Some(block.iter()),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn data_valid(&self) -> bool {
+        self.data.as_ref().is_some_and(BlockIter::valid)
+    }
+
+    /// Moves forward past blocks with nothing left.
+    fn skip_forward(&mut self) {
+        while !self.data_valid()
+            && self.index.valid()
+            && self.error.is_none()
+            && self.data_status_ok()
+        {
+            self.index.next();
+            self.load_block();
+            if let Some(d) = &mut self.data {
+                d.seek_to_first();
+            }
+        }
+    }
+
+    /// Moves backward past blocks with nothing left.
+    fn skip_backward(&mut self) {
+        while !self.data_valid()
+            && self.index.valid()
+            && self.error.is_none()
+            && self.data_status_ok()
+        {
+            self.index.prev();
+            self.load_block();
+            if let Some(d) = &mut self.data {
+                d.seek_to_last();
+            }
+        }
+    }
+
+    fn data_status_ok(&self) -> bool {
+        self.data.as_ref().is_none_or(|d| d.status().is_ok())
+    }
+}
+
+impl InternalIterator for TableIter {
+    fn valid(&self) -> bool {
+        self.error.is_none() && self.data_valid()
+    }
+
+    fn seek_to_first(&mut self) {
+        self.index.seek_to_first();
+        self.load_block();
+        if let Some(d) = &mut self.data {
+            d.seek_to_first();
+        }
+        self.skip_forward();
+    }
+
+    fn seek_to_last(&mut self) {
+        self.index.seek_to_last();
+        self.load_block();
+        if let Some(d) = &mut self.data {
+            d.seek_to_last();
+        }
+        self.skip_backward();
+    }
+
+    fn seek(&mut self, target: &[u8]) {
+        self.index.seek(target);
+        self.load_block();
+        if let Some(d) = &mut self.data {
+            d.seek(target);
+        }
+        self.skip_forward();
+    }
+
+    fn next(&mut self) {
+        if let Some(d) = &mut self.data {
+            d.next();
+        }
+        self.skip_forward();
+    }
+
+    fn prev(&mut self) {
+        if let Some(d) = &mut self.data {
+            d.prev();
+        }
+        self.skip_backward();
+    }
+
+    fn key(&self) -> &[u8] {
+        if self.valid() {
+            self.data.as_ref().map_or(&[], |d| d.key())
+        } else {
+            &[]
+        }
+    }
+
+    fn value(&self) -> &[u8] {
+        if self.valid() {
+            self.data.as_ref().map_or(&[], |d| d.value())
+        } else {
+            &[]
+        }
+    }
+
+    fn status(&self) -> Result<()> {
+        let path = &self.table.path;
+        if let Some(e) = &self.error {
+            return Err(e.duplicate());
+        }
+        self.index.status().map_err(|e| e.with_file(path))?;
+        match &self.data {
+            Some(d) => d.status().map_err(|e| e.with_file(path)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
