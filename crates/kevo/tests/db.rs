@@ -48,14 +48,14 @@ fn many_memtables_of_writes_read_back_after_many_restarts() {
             db.close().unwrap();
         } // else: dropped without close, as a process that just exits
     }
-    let wals = listing(&fs, DIR)
-        .iter()
-        .filter(|n| n.ends_with(".wal"))
-        .count();
+    let files = listing(&fs, DIR);
+    let wals = files.iter().filter(|n| n.ends_with(".wal")).count();
+    let tables = files.iter().filter(|n| n.ends_with(".sst")).count();
     assert!(
-        wals > 8,
-        "a 1 KiB memtable rotates the WAL often ({wals} logs)"
+        tables > 8,
+        "a 1 KiB memtable is flushed often ({tables} tables)"
     );
+    assert!(wals <= 4, "flushed WALs are deleted: {files:?}");
 }
 
 #[test]
@@ -697,4 +697,181 @@ fn writers_queued_behind_a_sync_share_the_next_one() {
     for i in 0..8 {
         assert!(db.get(format!("queued{i}")).unwrap().is_some());
     }
+}
+
+#[test]
+fn flush_writes_a_table_deletes_the_wal_and_reads_come_from_tables_after_reopen() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs).memtable_size(1 << 20);
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    for i in 0..100u32 {
+        db.put(format!("k{i:03}"), format!("v{i}")).unwrap();
+    }
+    db.delete(b"k007").unwrap();
+    db.flush().unwrap();
+    let files = listing(&fs, DIR);
+    assert_eq!(
+        files.iter().filter(|n| n.ends_with(".sst")).count(),
+        1,
+        "{files:?}"
+    );
+    assert_eq!(
+        files.iter().filter(|n| n.ends_with(".wal")).count(),
+        1,
+        "only the new WAL is left: {files:?}"
+    );
+    // A newer write shadows the table; a delete in a newer table shadows an older one.
+    db.put(b"k001", b"newer").unwrap();
+    db.flush().unwrap();
+    db.delete(b"k002").unwrap();
+    db.flush().unwrap();
+    db.flush().unwrap(); // nothing to flush: no empty table
+    assert_eq!(
+        listing(&fs, DIR)
+            .iter()
+            .filter(|n| n.ends_with(".sst"))
+            .count(),
+        3
+    );
+    drop(db);
+    fs.crash(CrashMode::DropUnsynced);
+    let db = Db::open(DIR, opts).unwrap();
+    assert_eq!(db.get(b"k000").unwrap().as_deref(), Some(&b"v0"[..]));
+    assert_eq!(db.get(b"k001").unwrap().as_deref(), Some(&b"newer"[..]));
+    assert_eq!(db.get(b"k002").unwrap(), None);
+    assert_eq!(db.get(b"k007").unwrap(), None);
+    assert_eq!(db.get(b"k099").unwrap().as_deref(), Some(&b"v99"[..]));
+    assert_eq!(db.get(b"k100").unwrap(), None);
+}
+
+#[test]
+fn enospc_during_flush_degrades_the_db_reads_go_on_and_resume_retries() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    for i in 0..50u32 {
+        db.put(format!("k{i:03}"), [1u8; 64]).unwrap();
+    }
+    fs.fail_matching(Fault::Enospc, |op| {
+        op.kind == OpKind::Append && op.path.to_string_lossy().contains(".sst")
+    });
+    let err = db.flush().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert_eq!(
+        db.background_error().map(|e| e.kind()),
+        Some(ErrorKind::Resource)
+    );
+    assert_eq!(
+        db.put(b"x", b"y").unwrap_err().kind(),
+        ErrorKind::Resource,
+        "read-only"
+    );
+    assert_eq!(
+        db.get(b"k010").unwrap().as_deref(),
+        Some(&[1u8; 64][..]),
+        "reads go on from the frozen memtable"
+    );
+    assert!(
+        listing(&fs, DIR).iter().all(|n| !n.ends_with(".sst")),
+        "no half-written table is published"
+    );
+    fs.clear_faults();
+    db.resume().unwrap();
+    db.flush().unwrap();
+    assert_eq!(
+        listing(&fs, DIR)
+            .iter()
+            .filter(|n| n.ends_with(".sst"))
+            .count(),
+        1
+    );
+    db.put(b"x", b"y").unwrap();
+    drop(db);
+    fs.crash(CrashMode::DropUnsynced);
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    assert_eq!(db.get(b"k049").unwrap().as_deref(), Some(&[1u8; 64][..]));
+    assert_eq!(db.get(b"x").unwrap().as_deref(), Some(&b"y"[..]));
+}
+
+#[test]
+fn eio_on_the_manifest_during_flush_degrades_and_nothing_is_lost() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).memtable_size(1 << 20)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    fs.fail_matching(Fault::Eio, |op| {
+        op.kind == OpKind::Sync && op.path.to_string_lossy().contains("MANIFEST")
+    });
+    assert_eq!(db.flush().unwrap_err().kind(), ErrorKind::Io);
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    fs.clear_faults();
+    db.resume().unwrap();
+    db.flush().unwrap();
+    drop(db);
+    fs.crash(CrashMode::DropUnsynced);
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
+fn writers_and_readers_with_flushes_running_never_see_a_value_go_back() {
+    let fs = MemFs::new();
+    let db = Db::open(
+        DIR,
+        memfs_options(&fs)
+            .memtable_size(4 << 10)
+            .sync_mode(SyncMode::None),
+    )
+    .unwrap();
+    let keys = 16u64;
+    let writers: Vec<_> = (0..8u64)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                // Writer t owns keys t and t + 8; values count up.
+                for v in 1..=300u64 {
+                    for k in [t, t + 8] {
+                        db.put(k.to_be_bytes(), v.to_be_bytes()).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut seen = vec![0u64; keys as usize];
+                for _ in 0..300 {
+                    for k in 0..keys {
+                        let v = db
+                            .get(k.to_be_bytes())
+                            .unwrap()
+                            .map_or(0, |v| u64::from_be_bytes(v[..].try_into().unwrap()));
+                        assert!(
+                            v >= seen[k as usize],
+                            "key {k} went back from {} to {v}",
+                            seen[k as usize]
+                        );
+                        seen[k as usize] = v;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in writers.into_iter().chain(readers) {
+        t.join().unwrap();
+    }
+    for k in 0..keys {
+        assert_eq!(
+            db.get(k.to_be_bytes()).unwrap().as_deref(),
+            Some(&300u64.to_be_bytes()[..])
+        );
+    }
+    assert!(
+        listing(&fs, DIR)
+            .iter()
+            .filter(|n| n.ends_with(".sst"))
+            .count()
+            > 3,
+        "flushes ran meanwhile"
+    );
 }

@@ -28,6 +28,11 @@ pub fn wal_name(number: u64) -> String {
     format!("{number:06}.wal")
 }
 
+/// The name of a table.
+pub fn table_name(number: u64) -> String {
+    format!("{number:06}.sst")
+}
+
 /// The name of an OPTIONS file.
 pub fn options_name(number: u64) -> String {
     format!("OPTIONS-{number:06}")

@@ -1,13 +1,16 @@
 //! [`Db`]: the database handle: open, write, read, sync, close.
 //!
-//! Today a database is a set of WAL segments replayed into memtables; tables, flush and
-//! compaction come next (docs/architecture.md). Writes go through the group-commit queue
-//! ([`commit`]); reads load the current [`ReadView`] and the visible sequence number without
+//! Writes go through the group-commit queue ([`commit`]) into the WAL and the memtable; a
+//! full memtable is frozen and flushed to an L0 table in the background ([`flush`]); the
+//! manifest records the live tables ([`crate::version`]). Reads load the visible sequence
+//! number and the current [`ReadView`] (memtables and version, swapped as one) without
 //! taking any lock a writer holds.
 
 mod commit;
 pub(crate) mod files;
+mod flush;
 mod open;
+mod tables;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +26,12 @@ use crate::fs::{Fs, FsLock};
 use crate::key::{MAX_SEQUENCE, SequenceNumber};
 use crate::memtable::{Lookup, MemTable};
 use crate::options::{Options, SyncMode, WriteOptions};
+use crate::sst::table::TableLookup;
+use crate::version::set::{Version, VersionSet};
 use crate::wal::LogWriter;
 use commit::{CommitQueue, PendingWrite};
+use flush::FlushState;
+use tables::TableCache;
 
 /// A value (or key) returned by kevo: a cheaply cloneable, immutable byte buffer.
 pub type Value = Bytes;
@@ -48,14 +55,37 @@ pub type Value = Bytes;
 #[derive(Clone)]
 pub struct Db {
     inner: Arc<DbInner>,
+    /// Closes the database when the last clone of this handle drops (background threads
+    /// hold `DbInner`, never this).
+    _close_on_drop: Arc<CloseOnDrop>,
 }
 
-/// The memtables a read consults, swapped atomically as a whole.
+struct CloseOnDrop(Arc<DbInner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        // Best effort: a caller who needs the outcome calls close() first.
+        let _ = self.0.close();
+    }
+}
+
+/// A frozen memtable waiting for flush.
+#[derive(Clone)]
+pub(crate) struct FrozenMemTable {
+    mem: Arc<MemTable>,
+    /// The WAL started when this memtable was frozen: once it is flushed, every older WAL
+    /// is obsolete.
+    next_log: u64,
+}
+
+/// What a read consults, swapped atomically as a whole.
 pub(crate) struct ReadView {
     /// The memtable taking writes.
     mem: Arc<MemTable>,
     /// Frozen memtables, newest first.
-    imm: Vec<Arc<MemTable>>,
+    imm: Vec<FrozenMemTable>,
+    /// The live tables.
+    version: Arc<Version>,
 }
 
 /// What the commit leader owns while it commits; also taken by sync, resume and close.
@@ -63,11 +93,8 @@ pub(crate) struct WriterState {
     wal: LogWriter,
     /// File length after the last fully appended group: where a failed append is cut back to.
     wal_good_len: u64,
-    next_file_number: u64,
     /// The last sequence number handed out (some may belong to failed groups: never reused).
     last_sequence: SequenceNumber,
-    /// WAL segments holding data not yet in a table, oldest first.
-    live_wals: Vec<u64>,
 }
 
 pub(crate) struct DbInner {
@@ -87,6 +114,18 @@ pub(crate) struct DbInner {
     lock: Mutex<Option<Box<dyn FsLock>>>,
     /// Wakes the interval-sync thread early on close.
     sync_thread: Arc<(Mutex<bool>, Condvar)>,
+    /// The manifest and the file-number counter. Lock order: `writer`, then `versions`, then
+    /// `view_change`.
+    versions: Mutex<VersionSet>,
+    /// Serialises changes of `view` (rotation, flush); readers never take it.
+    view_change: Mutex<()>,
+    /// WAL segments holding data not yet in a table, oldest first.
+    live_wals: Mutex<Vec<u64>>,
+    tables: TableCache,
+    flush_state: Mutex<FlushState>,
+    /// Wakes the flush worker, stalled writers and `Db::flush` waiters.
+    flush_signal: Condvar,
+    flush_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,6 +200,13 @@ impl Db {
     /// Makes every acknowledged write durable (syncs the WAL), and waits.
     pub fn sync(&self) -> Result<()> {
         self.write_opt(WriteBatch::new(), &WriteOptions { sync: true })
+    }
+
+    /// Writes the memtable to a table and waits until every frozen memtable is flushed.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.freeze_for_flush()?;
+        self.inner.wait_for_flushes()
     }
 
     /// The error that made the database read-only, if any (reads still work).
@@ -249,14 +295,17 @@ impl DbInner {
         // that the later-loaded view still holds.
         let sequence = self.visible_sequence.load(Ordering::Acquire);
         let view = self.view.load();
-        for mem in std::iter::once(&view.mem).chain(&view.imm) {
+        for mem in std::iter::once(&view.mem).chain(view.imm.iter().map(|f| &f.mem)) {
             match mem.get(key, sequence) {
                 Some(Lookup::Value(v)) => return Ok(Some(v)),
                 Some(Lookup::Deleted) => return Ok(None),
                 None => {}
             }
         }
-        Ok(None)
+        match self.tables.get(&view.version, key, sequence)? {
+            Some(TableLookup::Value(v)) => Ok(Some(v)),
+            Some(TableLookup::Deleted) | None => Ok(None),
+        }
     }
 
     fn writable(&self) -> Result<()> {
@@ -278,6 +327,7 @@ impl DbInner {
     fn commit_group(&self, group: &[Arc<PendingWrite>]) -> Result<()> {
         let mut w = lock(&self.writer);
         self.writable()?;
+        self.make_room(&mut w)?;
         let mut batches: Vec<WriteBatch> = group.iter().filter_map(|p| p.take_batch()).collect();
         let entries: u64 = batches.iter().map(|b| b.len() as u64).sum();
         let first = w.last_sequence + 1;
@@ -324,8 +374,38 @@ impl DbInner {
         }
         self.visible_sequence
             .store(w.last_sequence, Ordering::Release);
-        if view.mem.memory_usage() >= self.opts.memtable_size {
-            self.rotate_memtable(&mut w);
+        Ok(())
+    }
+
+    /// Before a commit: if the memtable is full, freeze it (stalling while too many wait
+    /// for flush).
+    fn make_room(&self, w: &mut WriterState) -> Result<()> {
+        if self.view.load().mem.memory_usage() < self.opts.memtable_size {
+            return Ok(());
+        }
+        self.wait_for_room()?;
+        self.rotate_memtable(w);
+        Ok(())
+    }
+
+    /// `Db::flush`: freezes a non-empty memtable now.
+    fn freeze_for_flush(&self) -> Result<()> {
+        let mut w = lock(&self.writer);
+        self.writable()?;
+        if self.view.load().mem.is_empty() {
+            return Ok(());
+        }
+        self.wait_for_room()?;
+        if !self.rotate_memtable(&mut w) {
+            return Err(lock(&self.background_error).as_ref().map_or_else(
+                || {
+                    Error::new(
+                        ErrorKind::Io,
+                        "could not start a new WAL to freeze the memtable",
+                    )
+                },
+                Error::duplicate,
+            ));
         }
         Ok(())
     }
@@ -339,11 +419,11 @@ impl DbInner {
         cause
     }
 
-    /// Freezes the full memtable and starts a new WAL for the next one. The old WAL is
-    /// synced first, so a crash never keeps a newer log's writes while losing an older one's.
-    /// If the switch fails, writing goes on in the current WAL and memtable.
-    fn rotate_memtable(&self, w: &mut WriterState) {
-        let number = w.next_file_number;
+    /// Freezes the memtable and starts a new WAL for the next one; returns whether it did.
+    /// The old WAL is synced first, so a crash never keeps a newer log's writes while losing
+    /// an older one's. If the switch fails, writing goes on in the current WAL and memtable.
+    fn rotate_memtable(&self, w: &mut WriterState) -> bool {
+        let number = lock(&self.versions).new_file_number();
         let path = self.dir.join(files::wal_name(number));
         let switched = w.wal.sync().and_then(|()| {
             let wal = LogWriter::create(self.fs.as_ref(), &path, number, self.wal_preallocation())?;
@@ -354,29 +434,29 @@ impl DbInner {
         });
         let wal = match switched {
             Ok(wal) => wal,
-            Err(e) if w.wal.is_failed() => {
-                self.degrade(e);
-                return;
-            }
-            // Not fatal: the current WAL and memtable keep taking writes; the next commit
-            // tries again. The number is used up either way.
-            Err(_) => {
-                w.next_file_number += 1;
-                return;
+            Err(e) => {
+                if w.wal.is_failed() {
+                    self.degrade(e);
+                }
+                // Otherwise not fatal: the current WAL and memtable keep taking writes and
+                // the next commit tries again.
+                return false;
             }
         };
-        w.next_file_number += 1;
         w.wal = wal;
         w.wal_good_len = 0;
-        w.live_wals.push(number);
-        let old = self.view.load();
-        let mut imm = Vec::with_capacity(old.imm.len() + 1);
-        imm.push(old.mem.clone());
-        imm.extend(old.imm.iter().cloned());
-        self.view.store(Arc::new(ReadView {
-            mem: Arc::new(MemTable::new()),
-            imm,
-        }));
+        lock(&self.live_wals).push(number);
+        {
+            let _guard = lock(&self.view_change);
+            let view = self.view.load();
+            self.view.store(Arc::new(flush::freeze(
+                &view,
+                number,
+                Arc::new(MemTable::new()),
+            )));
+        }
+        self.signal_flush();
+        true
     }
 
     fn wal_preallocation(&self) -> u64 {
@@ -389,6 +469,17 @@ impl DbInner {
         if lock(&self.background_error).is_none() {
             return Ok(());
         }
+        if w.wal.is_failed() {
+            self.replace_failed_wal(&mut w)?;
+        }
+        *lock(&self.background_error) = None;
+        // A failed flush is retried: its memtable is still frozen and its WALs still live.
+        self.signal_flush();
+        Ok(())
+    }
+
+    /// Cuts the failed WAL back to its last complete group, syncs it, and starts a new one.
+    fn replace_failed_wal(&self, w: &mut WriterState) -> Result<()> {
         let good = w.wal_good_len;
         let old = self
             .fs
@@ -398,17 +489,15 @@ impl DbInner {
             Error::io("cutting the failed WAL back to its last complete write", e)
                 .with_file(w.wal.path())
         })?;
-        let number = w.next_file_number;
+        let number = lock(&self.versions).new_file_number();
         let path = self.dir.join(files::wal_name(number));
         let wal = LogWriter::create(self.fs.as_ref(), &path, number, self.wal_preallocation())?;
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| Error::io("syncing the database directory", e).with_file(&self.dir))?;
-        w.next_file_number += 1;
         w.wal = wal;
         w.wal_good_len = 0;
-        w.live_wals.push(number);
-        *lock(&self.background_error) = None;
+        lock(&self.live_wals).push(number);
         Ok(())
     }
 
@@ -419,6 +508,14 @@ impl DbInner {
         let (stop, wake) = &*self.sync_thread;
         *lock(stop) = true;
         wake.notify_all();
+        lock(&self.flush_state).stop = true;
+        self.flush_signal.notify_all();
+        // The flush in progress finishes; frozen memtables left are still in their WALs.
+        if let Some(worker) = lock(&self.flush_thread).take()
+            && worker.thread().id() != std::thread::current().id()
+        {
+            let _ = worker.join();
+        }
         // Taking the writer lock waits for the commit in flight.
         let mut w = lock(&self.writer);
         let synced = if lock(&self.background_error).is_none() && !w.wal.is_failed() {
@@ -437,13 +534,6 @@ impl DbInner {
         if let Err(e) = file.sync() {
             self.degrade(Error::io("syncing the WAL in the background", e));
         }
-    }
-}
-
-impl Drop for DbInner {
-    fn drop(&mut self) {
-        // Best effort: a caller who needs the outcome calls close() first.
-        let _ = self.close();
     }
 }
 

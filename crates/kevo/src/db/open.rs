@@ -11,7 +11,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use arc_swap::ArcSwap;
 
 use super::files::{self, FileKind};
-use super::{DbInner, ReadView, WriterState, spawn_interval_sync};
+use super::flush::{FlushState, spawn_flush_worker};
+use super::tables::TableCache;
+use super::{CloseOnDrop, DbInner, ReadView, WriterState, spawn_interval_sync};
 use crate::Db;
 use crate::batch::WriteBatch;
 use crate::error::{Error, ErrorKind, Result};
@@ -20,6 +22,7 @@ use crate::key::SequenceNumber;
 use crate::memtable::MemTable;
 use crate::options::{Options, SyncMode, WalRecoveryMode};
 use crate::options_file::OptionsFile;
+use crate::version::set::{RecoveredVersions, VersionSet};
 use crate::wal::{self, LogWriter};
 
 /// OPTIONS files are small; a larger one is refused before it is read.
@@ -49,21 +52,20 @@ impl Listing {
         Ok(Listing { ours, foreign })
     }
 
+    /// CURRENT marks a database: it is written last when one is created.
     fn is_database(&self) -> bool {
-        self.ours
-            .iter()
-            .any(|(_, k)| matches!(k, FileKind::Options(_)))
+        self.ours.iter().any(|(_, k)| *k == FileKind::Current)
     }
 
-    /// Files that only a database would hold (beyond a lock or temp file of an interrupted
-    /// creation).
+    /// Files that only a database would hold, beyond what an interrupted creation leaves
+    /// (lock, OPTIONS, a manifest not yet named by CURRENT, temporary files).
     fn has_data(&self) -> bool {
         self.ours
             .iter()
-            .any(|(_, k)| !matches!(k, FileKind::Lock | FileKind::Temp))
+            .any(|(_, k)| matches!(k, FileKind::Wal(_) | FileKind::Table(_)))
     }
 
-    fn numbers(&self, kind: fn(FileKind) -> Option<u64>) -> Vec<u64> {
+    fn numbers(&self, kind: impl Fn(FileKind) -> Option<u64>) -> Vec<u64> {
         let mut numbers: Vec<u64> = self.ours.iter().filter_map(|(_, k)| kind(*k)).collect();
         numbers.sort_unstable();
         numbers
@@ -96,24 +98,72 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
     check_directory(&listing, dir, &opts)?;
     if listing.is_database() {
         check_options_file(fs.as_ref(), dir, &listing)?;
+    } else {
+        // A creation interrupted before CURRENT was written: start it over.
+        remove_files(fs.as_ref(), dir, &listing, |k| {
+            matches!(k, FileKind::Options(_) | FileKind::Manifest(_))
+        })?;
     }
-    remove_temp_files(fs.as_ref(), dir, &listing)?;
+    remove_files(fs.as_ref(), dir, &listing, |k| k == FileKind::Temp)?;
 
-    let mut next_file_number = listing.max_number() + 1;
+    // Everything up to the WAL replay only reads, so an open that fails changes no file.
+    let used: Vec<u64> = listing
+        .ours
+        .iter()
+        .filter_map(|(_, k)| number_of(*k))
+        .collect();
+    let recovered = if listing.is_database() {
+        Some(VersionSet::read(fs.as_ref(), dir, opts.max_levels, used)?)
+    } else {
+        None
+    };
+    let log_number = recovered.as_ref().map_or(0, RecoveredVersions::log_number);
     let mem = MemTable::new();
     let wal_numbers = listing.numbers(|k| {
         if let FileKind::Wal(n) = k {
-            Some(n)
+            (n >= log_number).then_some(n)
         } else {
             None
         }
     });
-    let recovered = recover_wals(fs.as_ref(), dir, &wal_numbers, opts.wal_recovery_mode, &mem)?;
+    let replayed = recover_wals(fs.as_ref(), dir, &wal_numbers, opts.wal_recovery_mode, &mem)?;
+    let last_sequence = replayed.last_sequence.max(
+        recovered
+            .as_ref()
+            .map_or(0, RecoveredVersions::last_sequence),
+    );
 
-    publish_options(fs.as_ref(), dir, &opts, &listing, next_file_number)?;
-    next_file_number += 1;
-    let wal_number = next_file_number;
-    next_file_number += 1;
+    let mut versions = match recovered {
+        Some(recovered) => {
+            VersionSet::install(fs.as_ref(), dir, recovered, opts.max_manifest_size)?
+        }
+        None => VersionSet::create(
+            fs.as_ref(),
+            dir,
+            opts.max_levels,
+            listing.max_number() + 1,
+            opts.max_manifest_size,
+        )?,
+    };
+    let version = versions.current();
+    // Files no version or live WAL needs: WALs already flushed, tables of a flush that did
+    // not commit, manifests CURRENT does not name.
+    let manifest = versions.manifest_number();
+    remove_files(fs.as_ref(), dir, &listing, |k| match k {
+        FileKind::Wal(n) => n < log_number,
+        FileKind::Table(n) => !version.file_numbers().any(|live| live == n),
+        FileKind::Manifest(n) => n != manifest,
+        _ => false,
+    })?;
+
+    publish_options(
+        fs.as_ref(),
+        dir,
+        &opts,
+        &listing,
+        versions.new_file_number(),
+    )?;
+    let wal_number = versions.new_file_number();
     let wal = LogWriter::create(
         fs.as_ref(),
         &dir.join(files::wal_name(wal_number)),
@@ -123,38 +173,105 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
     fs.sync_dir(dir)
         .map_err(|e| Error::io("syncing the database directory", e).with_file(dir))?;
 
-    let mut live_wals = recovered.live_wals;
+    let mut live_wals = replayed.live_wals;
     live_wals.push(wal_number);
+    let parts = Parts {
+        lock,
+        versions,
+        mem,
+        wal,
+        live_wals,
+        last_sequence,
+    };
+    start(dir, fs, opts, parts)
+}
+
+/// What a successful recovery hands to the running database.
+struct Parts {
+    lock: Box<dyn FsLock>,
+    versions: VersionSet,
+    mem: MemTable,
+    wal: LogWriter,
+    live_wals: Vec<u64>,
+    last_sequence: u64,
+}
+
+/// Builds the running database and starts its background threads.
+fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db> {
     let interval = match opts.sync_mode {
         SyncMode::Interval(every) => Some(every),
         SyncMode::Always | SyncMode::None => None,
     };
+    let version = parts.versions.current();
     let inner = Arc::new(DbInner {
         dir: dir.to_path_buf(),
+        tables: TableCache::new(fs.clone(), dir, opts.block_cache_size),
         fs,
         view: ArcSwap::from_pointee(ReadView {
-            mem: Arc::new(mem),
+            mem: Arc::new(parts.mem),
             imm: Vec::new(),
+            version,
         }),
-        visible_sequence: AtomicU64::new(recovered.last_sequence),
+        visible_sequence: AtomicU64::new(parts.last_sequence),
         commits: super::CommitQueue::new(),
         writer: Mutex::new(WriterState {
-            wal,
+            wal: parts.wal,
             wal_good_len: 0,
-            next_file_number,
-            last_sequence: recovered.last_sequence,
-            live_wals,
+            last_sequence: parts.last_sequence,
         }),
         background_error: Mutex::new(None),
         closed: AtomicBool::new(false),
-        lock: Mutex::new(Some(lock)),
+        lock: Mutex::new(Some(parts.lock)),
         sync_thread: Arc::new((Mutex::new(false), Condvar::new())),
+        versions: Mutex::new(parts.versions),
+        view_change: Mutex::new(()),
+        live_wals: Mutex::new(parts.live_wals),
+        flush_state: Mutex::new(FlushState::default()),
+        flush_signal: Condvar::new(),
+        flush_thread: Mutex::new(None),
         opts,
     });
+    let worker = spawn_flush_worker(inner.clone())?;
+    *super::lock(&inner.flush_thread) = Some(worker);
+    let db = Db {
+        _close_on_drop: Arc::new(CloseOnDrop(inner.clone())),
+        inner,
+    };
     if let Some(every) = interval {
-        spawn_interval_sync(Arc::downgrade(&inner), inner.sync_thread.clone(), every)?;
+        spawn_interval_sync(
+            Arc::downgrade(&db.inner),
+            db.inner.sync_thread.clone(),
+            every,
+        )?;
     }
-    Ok(Db { inner })
+    Ok(db)
+}
+
+fn number_of(kind: FileKind) -> Option<u64> {
+    match kind {
+        FileKind::Manifest(n) | FileKind::Wal(n) | FileKind::Table(n) | FileKind::Options(n) => {
+            Some(n)
+        }
+        _ => None,
+    }
+}
+
+/// Removes the listed files of the kinds `which` selects.
+fn remove_files(
+    fs: &dyn Fs,
+    dir: &Path,
+    listing: &Listing,
+    which: impl Fn(FileKind) -> bool,
+) -> Result<()> {
+    for (name, _) in listing.ours.iter().filter(|(_, k)| which(*k)) {
+        let path = dir.join(name);
+        match fs.remove(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing an obsolete file", e).with_file(&path)),
+        }
+    }
+    Ok(())
 }
 
 /// Creates the directory if allowed, and refuses one that is not ours before anything is
@@ -233,7 +350,7 @@ fn check_directory(listing: &Listing, dir: &Path, opts: &Options) -> Result<()> 
     if listing.foreign || listing.has_data() {
         return Err(Error::new(
             ErrorKind::Config,
-            "the directory holds other files and no kevo OPTIONS file: not a kevo database; nothing was changed",
+            "the directory holds other files and no CURRENT file: not a kevo database; nothing was changed",
         )
         .with_file(dir));
     }
@@ -269,15 +386,6 @@ fn check_options_file(fs: &dyn Fs, dir: &Path, listing: &Listing) -> Result<()> 
     })?;
     let stored = OptionsFile::decode(&bytes).map_err(|e| e.with_file(&path))?;
     stored.check_compatible().map_err(|e| e.with_file(&path))
-}
-
-fn remove_temp_files(fs: &dyn Fs, dir: &Path, listing: &Listing) -> Result<()> {
-    for (name, _) in listing.ours.iter().filter(|(_, k)| *k == FileKind::Temp) {
-        let path = dir.join(name);
-        fs.remove(&path)
-            .map_err(|e| Error::io("removing a leftover temporary file", e).with_file(&path))?;
-    }
-    Ok(())
 }
 
 /// What WAL replay restored.

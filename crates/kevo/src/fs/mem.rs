@@ -288,10 +288,11 @@ impl State {
             self.faults_injected += 1;
         }
         if let Some(trace) = &mut self.trace {
+            // A halted operation fails right here; others report their outcome in `finish`.
             trace.push(TraceEntry {
                 op,
                 fault,
-                ok: true,
+                ok: fault != Some(Fault::Halt),
             });
         }
         match fault {

@@ -1,0 +1,218 @@
+//! Flush: a background worker writes the oldest frozen memtable to an L0 table, records it
+//! in the manifest, swaps it into the read view, and deletes the WALs it made obsolete.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{DbInner, FrozenMemTable, ReadView, files, lock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::sst::builder::{TableBuilder, TableOptions};
+use crate::version::edit::{FileMeta, VersionEdit};
+
+/// What the flush worker is asked to do, and what it reports. Guarded by
+/// `DbInner::flush_state`; `DbInner::flush_signal` wakes both the worker and waiters.
+#[derive(Debug, Default)]
+pub(crate) struct FlushState {
+    /// The database is closing: the worker exits.
+    pub stop: bool,
+    /// Flushes completed (waiters compare against it).
+    pub completed: u64,
+}
+
+impl DbInner {
+    /// Wakes the flush worker and everyone waiting on flush progress.
+    pub(crate) fn signal_flush(&self) {
+        let _state = lock(&self.flush_state);
+        self.flush_signal.notify_all();
+    }
+
+    /// Flushes the oldest frozen memtable, if any; returns whether it did.
+    fn flush_oldest(&self) -> Result<bool> {
+        let Some(frozen) = self.view.load().imm.last().cloned() else {
+            return Ok(false);
+        };
+        let number = lock(&self.versions).new_file_number();
+        let path = self.dir.join(files::table_name(number));
+        let mut builder = TableBuilder::create(
+            self.fs.as_ref(),
+            &path,
+            number,
+            TableOptions::from(&self.opts),
+        )?;
+        let mut cursor = frozen.mem.cursor();
+        cursor.seek_to_first();
+        while cursor.valid() {
+            builder.add(cursor.key(), cursor.value())?;
+            cursor.next();
+        }
+        let info = builder.finish()?;
+        let meta = FileMeta {
+            number,
+            size: info.file_size,
+            smallest: info.properties.smallest_key,
+            largest: info.properties.largest_key,
+            min_sequence: info.properties.min_sequence,
+            max_sequence: info.properties.max_sequence,
+        };
+        let edit = VersionEdit {
+            log_number: Some(frozen.next_log),
+            last_sequence: Some(self.visible_sequence.load(Ordering::Acquire)),
+            new_files: vec![(0, meta)],
+            ..VersionEdit::default()
+        };
+        let version = lock(&self.versions).log_and_apply(self.fs.as_ref(), edit)?;
+        {
+            // The table replaces the memtable in one swap: a reader sees one or the other.
+            let _guard = lock(&self.view_change);
+            let old = self.view.load();
+            let imm = old
+                .imm
+                .iter()
+                .filter(|f| !Arc::ptr_eq(&f.mem, &frozen.mem))
+                .cloned()
+                .collect();
+            self.view.store(Arc::new(ReadView {
+                mem: old.mem.clone(),
+                imm,
+                version,
+            }));
+        }
+        self.remove_obsolete_wals(frozen.next_log);
+        Ok(true)
+    }
+
+    /// Deletes WALs numbered below `log_number`: their writes are all in tables now.
+    fn remove_obsolete_wals(&self, log_number: u64) {
+        let obsolete: Vec<u64> = {
+            let mut wals = lock(&self.live_wals);
+            let (old, live): (Vec<u64>, Vec<u64>) = wals.iter().partition(|&&n| n < log_number);
+            *wals = live;
+            old
+        };
+        for number in obsolete {
+            // A WAL that cannot be removed now is obsolete by the manifest's log number and
+            // is removed on the next open.
+            let _ = self.fs.remove(&self.dir.join(files::wal_name(number)));
+        }
+    }
+
+    /// Waits until fewer than `max_memtables` memtables are frozen, up to the stall timeout.
+    pub(crate) fn wait_for_room(&self) -> Result<()> {
+        let deadline = self.opts.write_stall_timeout.map(|t| Instant::now() + t);
+        let mut state = lock(&self.flush_state);
+        loop {
+            if self.view.load().imm.len() < self.opts.max_memtables {
+                return Ok(());
+            }
+            if let Some(cause) = lock(&self.background_error).as_ref() {
+                return Err(Error::new(
+                    cause.kind(),
+                    format!("writes stalled and flush failed: {}", cause.message()),
+                ));
+            }
+            if state.stop {
+                return Err(Error::closed());
+            }
+            let wait = match deadline {
+                None => Duration::from_millis(100),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => left,
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::Resource,
+                            "write stalled: memtables wait for flush past write_stall_timeout",
+                        ));
+                    }
+                },
+            };
+            state = self
+                .flush_signal
+                .wait_timeout(state, wait)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits until every memtable frozen now is flushed (or flushing fails).
+    pub(crate) fn wait_for_flushes(&self) -> Result<()> {
+        let mut state = lock(&self.flush_state);
+        loop {
+            if let Some(cause) = lock(&self.background_error).as_ref() {
+                return Err(cause.duplicate());
+            }
+            if self.view.load().imm.is_empty() {
+                return Ok(());
+            }
+            if state.stop {
+                return Err(Error::closed());
+            }
+            state = self
+                .flush_signal
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Freezes `mem`: it joins the frozen memtables (newest first) with the WAL number that
+/// starts after it.
+pub(crate) fn freeze(
+    view: &ReadView,
+    next_log: u64,
+    new_mem: Arc<crate::memtable::MemTable>,
+) -> ReadView {
+    let mut imm = Vec::with_capacity(view.imm.len() + 1);
+    imm.push(FrozenMemTable {
+        mem: view.mem.clone(),
+        next_log,
+    });
+    imm.extend(view.imm.iter().cloned());
+    ReadView {
+        mem: new_mem,
+        imm,
+        version: view.version.clone(),
+    }
+}
+
+/// Runs flushes until the database closes (`FlushState::stop`); `close` joins it. The
+/// public `Db` handle closes the database when its last clone drops, so this strong
+/// reference never keeps a dropped database open.
+pub(crate) fn spawn_flush_worker(db: Arc<DbInner>) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("kevo-flush".into())
+        .spawn(move || {
+            loop {
+                if lock(&db.flush_state).stop {
+                    return;
+                }
+                let healthy = lock(&db.background_error).is_none();
+                let flushed = healthy
+                    && match db.flush_oldest() {
+                        Ok(flushed) => flushed,
+                        Err(e) => {
+                            db.degrade(e);
+                            false
+                        }
+                    };
+                let mut state = lock(&db.flush_state);
+                if flushed {
+                    state.completed += 1;
+                    db.flush_signal.notify_all();
+                    continue;
+                }
+                // Wake waiters (a failure is news too), then sleep until signalled.
+                db.flush_signal.notify_all();
+                if !state.stop {
+                    state = db
+                        .flush_signal
+                        .wait_timeout(state, Duration::from_millis(200))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+                drop(state);
+            }
+        })
+        .map_err(|e| Error::io("starting the flush thread", e))
+}
