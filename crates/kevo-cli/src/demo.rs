@@ -74,7 +74,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let started = Instant::now();
     let found = verify(&db)?;
     println!(
-        "  reopened in {reopened:.1?} (write-ahead log replayed); every key checked again in {:.1?}",
+        "  reopened in {reopened:.1?} (manifest read, write-ahead log replayed); every key checked again in {:.1?}",
         started.elapsed()
     );
     println!(

@@ -39,3 +39,33 @@ pub fn delete(dir: &Path, key: &str) -> Result<()> {
     db.delete(key)?;
     db.close()
 }
+
+pub fn flush(dir: &Path) -> Result<()> {
+    let db = open_existing(dir)?;
+    db.flush()?;
+    db.close()
+}
+
+pub fn stats(dir: &Path, json: bool) -> Result<()> {
+    let db = open_existing(dir)?;
+    let shape = db.lsm_shape();
+    db.close()?;
+    if json {
+        let text = serde_json::to_string_pretty(&shape)
+            .map_err(|e| Error::new(kevo::ErrorKind::Io, "encoding JSON").with_source(e))?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!("level  tables        bytes");
+    for level in shape.levels.iter().filter(|l| l.tables > 0 || l.level == 0) {
+        println!(
+            "L{:<5} {:>6} {:>12}",
+            level.level, level.tables, level.bytes
+        );
+    }
+    println!(
+        "memtables: {} bytes ({} frozen), live WALs: {}, last sequence: {}",
+        shape.memtable_bytes, shape.frozen_memtables, shape.live_wals, shape.last_sequence
+    );
+    Ok(())
+}

@@ -47,6 +47,19 @@ enum Command {
         /// The value, as text.
         value: String,
     },
+    /// Write the memtable to a table and wait for it.
+    Flush {
+        /// The database directory (must exist).
+        dir: PathBuf,
+    },
+    /// Print the shape of the tree: tables and bytes per level, memtables, WALs.
+    Stats {
+        /// The database directory (must exist).
+        dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a key (deleting a missing key is not an error).
     Delete {
         /// The database directory (must exist).
@@ -64,6 +77,8 @@ fn main() -> ExitCode {
         Command::Get { dir, key } => kv::get(&dir, &key),
         Command::Put { dir, key, value } => kv::put(&dir, &key, &value).map(|()| ExitCode::SUCCESS),
         Command::Delete { dir, key } => kv::delete(&dir, &key).map(|()| ExitCode::SUCCESS),
+        Command::Flush { dir } => kv::flush(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Stats { dir, json } => kv::stats(&dir, json).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -77,3 +77,20 @@ fn the_demo_writes_reads_and_verifies() {
         stdout(&info)
     );
 }
+
+#[test]
+fn flush_moves_data_into_a_table_and_stats_shows_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let db = db.to_str().expect("utf-8 path");
+    assert!(kevo(&["put", db, "k", "v"]).status.success());
+    let before = stdout(&kevo(&["stats", db]));
+    assert!(before.contains("L0          0"), "{before}");
+    assert!(kevo(&["flush", db]).status.success());
+    let after = stdout(&kevo(&["stats", db]));
+    assert!(after.contains("L0          1"), "{after}");
+    let json = stdout(&kevo(&["stats", db, "--json"]));
+    let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+    assert_eq!(value["levels"][0]["tables"], 1);
+    assert_eq!(stdout(&kevo(&["get", db, "k"])), "v\n");
+}

@@ -22,9 +22,9 @@ mod batch;
 mod coding;
 mod db;
 mod error;
+pub mod fs;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod iter;
-pub mod fs;
 pub mod key;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod memtable;
@@ -38,7 +38,7 @@ pub mod version;
 pub mod wal;
 
 pub use batch::{BatchEntry, WriteBatch};
-pub use db::{Db, Value};
+pub use db::{Db, LevelShape, LsmShape, Value};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{
     CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,

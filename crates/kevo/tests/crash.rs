@@ -4,7 +4,7 @@
 //!
 //! `KEVO_CRASH_OPS` sets the workload length (default 40 operations, which gives a few
 //! hundred crash points per mode); `KEVO_CRASH_SEEDS` the number of random crash images
-//! per point (default 2).
+//! per point (default 2); `KEVO_CRASH_SEED` the workload seed (default 7).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -88,7 +88,10 @@ fn sweep(
     sync_mode: SyncMode,
     verdict: impl Fn(&Model, &Run, &[Model]) -> Result<(), String>,
 ) -> usize {
-    let ops = workload(env_usize("KEVO_CRASH_OPS", 40), 7);
+    let ops = workload(
+        env_usize("KEVO_CRASH_OPS", 40),
+        env_usize("KEVO_CRASH_SEED", 7) as u64,
+    );
     let states = prefix_states(&ops);
     let seeds = env_usize("KEVO_CRASH_SEEDS", 2) as u64;
     let options_for = |fs: &MemFs| memfs_options(fs).sync_mode(sync_mode);

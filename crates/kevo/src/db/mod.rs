@@ -69,6 +69,32 @@ impl Drop for CloseOnDrop {
     }
 }
 
+/// The shape of the LSM tree at one moment (see [`Db::lsm_shape`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LsmShape {
+    /// Every level, L0 first.
+    pub levels: Vec<LevelShape>,
+    /// Bytes held by the active and frozen memtables.
+    pub memtable_bytes: usize,
+    /// Memtables frozen and waiting for flush.
+    pub frozen_memtables: usize,
+    /// WAL files holding data not yet in a table.
+    pub live_wals: usize,
+    /// The sequence number of the newest visible write.
+    pub last_sequence: u64,
+}
+
+/// One level of an [`LsmShape`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LevelShape {
+    /// The level number (0 is the newest).
+    pub level: usize,
+    /// Tables in the level.
+    pub tables: usize,
+    /// Their total size in bytes.
+    pub bytes: u64,
+}
+
 /// A frozen memtable waiting for flush.
 #[derive(Clone)]
 pub(crate) struct FrozenMemTable {
@@ -207,6 +233,29 @@ impl Db {
         self.inner.check_open()?;
         self.inner.freeze_for_flush()?;
         self.inner.wait_for_flushes()
+    }
+
+    /// The shape of the tree now: tables and bytes per level, memtables, live WALs.
+    pub fn lsm_shape(&self) -> LsmShape {
+        let view = self.inner.view.load();
+        let levels = (0..view.version.num_levels())
+            .map(|level| {
+                let files = view.version.files(level);
+                LevelShape {
+                    level,
+                    tables: files.len(),
+                    bytes: files.iter().map(|f| f.size).sum(),
+                }
+            })
+            .collect();
+        LsmShape {
+            levels,
+            memtable_bytes: view.mem.memory_usage()
+                + view.imm.iter().map(|f| f.mem.memory_usage()).sum::<usize>(),
+            frozen_memtables: view.imm.len(),
+            live_wals: lock(&self.inner.live_wals).len(),
+            last_sequence: self.inner.visible_sequence.load(Ordering::Acquire),
+        }
     }
 
     /// The error that made the database read-only, if any (reads still work).

@@ -12,8 +12,8 @@ use crate::sst::table::{Table, TableBlockCache, TableLookup};
 use crate::version::edit::FileMeta;
 use crate::version::set::Version;
 
-/// Opens tables on first use and keeps them open (their index and filter pinned), sharing
-/// one block cache.
+/// Opens tables on first use and keeps up to `capacity` open (their index and filter
+/// pinned), closing the least recently used beyond that; all share one block cache.
 ///
 /// Thread safety: every method takes `&self`; the map is behind a mutex held only to look up
 /// or insert a handle, never during I/O of a lookup.
@@ -21,27 +21,44 @@ pub(crate) struct TableCache {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     blocks: Option<Arc<TableBlockCache>>,
-    /// Open tables by file number.
-    open: Mutex<HashMap<u64, Arc<Table>>>,
+    /// Open tables by file number, with the tick of their last use.
+    open: Mutex<OpenTables>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct OpenTables {
+    tables: HashMap<u64, (Arc<Table>, u64)>,
+    tick: u64,
 }
 
 impl TableCache {
-    pub fn new(fs: Arc<dyn Fs>, dir: &Path, block_cache_size: usize) -> Self {
+    /// A cache keeping at most `capacity` tables open (at least 1).
+    pub fn new(fs: Arc<dyn Fs>, dir: &Path, block_cache_size: usize, capacity: usize) -> Self {
         let blocks =
             (block_cache_size > 0).then(|| Arc::new(TableBlockCache::new(block_cache_size)));
         TableCache {
             fs,
             dir: dir.to_path_buf(),
             blocks,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenTables::default()),
+            capacity: capacity.max(1),
         }
     }
 
-    /// The open table `number`, opening it if needed.
+    /// The open table `number`, opening it if needed. A reader keeps its `Arc` even if the
+    /// table is closed here meanwhile: closing only drops the cache's handle.
     pub fn table(&self, number: u64) -> Result<Arc<Table>> {
-        if let Some(table) = lock(&self.open).get(&number) {
-            return Ok(table.clone());
+        {
+            let mut open = lock(&self.open);
+            open.tick += 1;
+            let tick = open.tick;
+            if let Some((table, used)) = open.tables.get_mut(&number) {
+                *used = tick;
+                return Ok(table.clone());
+            }
         }
+        // Opened without the lock held: other lookups go on during the I/O.
         let path = self.dir.join(files::table_name(number));
         let table = Arc::new(Table::open(
             self.fs.as_ref(),
@@ -49,10 +66,32 @@ impl TableCache {
             number,
             self.blocks.clone(),
         )?);
-        lock(&self.open)
+        let mut open = lock(&self.open);
+        let tick = open.tick;
+        let table = open
+            .tables
             .entry(number)
-            .or_insert_with(|| table.clone());
+            .or_insert_with(|| (table, tick))
+            .0
+            .clone();
+        while open.tables.len() > self.capacity {
+            let Some(oldest) = open
+                .tables
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(n, _)| *n)
+            else {
+                break;
+            };
+            open.tables.remove(&oldest);
+        }
         Ok(table)
+    }
+
+    /// Tables open now.
+    #[cfg(test)]
+    pub fn open_tables(&self) -> usize {
+        lock(&self.open).tables.len()
     }
 
     /// The newest version of `user_key` at `sequence` in the tables of `version`: L0 newest
@@ -85,4 +124,67 @@ impl TableCache {
 
 fn covers(file: &FileMeta, user_key: &[u8]) -> bool {
     key::user_key(&file.smallest) <= user_key && user_key <= key::user_key(&file.largest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::MemFs;
+    use crate::key::{ValueKind, append_internal_key};
+    use crate::options::Options;
+    use crate::sst::builder::{TableBuilder, TableOptions};
+    use crate::version::edit::VersionEdit;
+
+    #[test]
+    fn at_most_capacity_tables_stay_open_and_every_lookup_still_answers() {
+        let fs = MemFs::new();
+        let dir = Path::new("/db");
+        fs.create_dir_all(dir).unwrap();
+        let mut edit = VersionEdit::default();
+        for number in 1..=20u64 {
+            let mut builder = TableBuilder::create(
+                &fs,
+                &dir.join(files::table_name(number)),
+                number,
+                TableOptions::from(&Options::default()),
+            )
+            .unwrap();
+            let mut k = Vec::new();
+            append_internal_key(
+                &mut k,
+                format!("key{number:02}").as_bytes(),
+                number,
+                ValueKind::Put,
+            );
+            builder.add(&k, &number.to_le_bytes()).unwrap();
+            let info = builder.finish().unwrap();
+            let meta = FileMeta {
+                number,
+                size: info.file_size,
+                smallest: info.properties.smallest_key,
+                largest: info.properties.largest_key,
+                min_sequence: number,
+                max_sequence: number,
+            };
+            edit.new_files.push((0, meta));
+        }
+        let version = Version::empty(7).apply(&edit).unwrap();
+        let cache = TableCache::new(Arc::new(fs), dir, 1 << 20, 16);
+        for round in 0..3 {
+            for number in 1..=20u64 {
+                let got = cache
+                    .get(&version, format!("key{number:02}").as_bytes(), 100)
+                    .unwrap();
+                assert_eq!(
+                    got,
+                    Some(TableLookup::Value(bytes::Bytes::copy_from_slice(
+                        &number.to_le_bytes()
+                    ))),
+                    "round {round}"
+                );
+                assert!(cache.open_tables() <= 16);
+            }
+        }
+        assert_eq!(cache.get(&version, b"key99", 100).unwrap(), None);
+    }
 }
