@@ -520,6 +520,7 @@ fn later_entries_of_a_batch_win_in_the_memtable_and_after_recovery() {
 struct GatedSyncFs {
     inner: MemFs,
     gate: Arc<(std::sync::Mutex<GateState>, std::sync::Condvar)>,
+    only: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -533,7 +534,22 @@ impl GatedSyncFs {
         GatedSyncFs {
             inner,
             gate: Arc::default(),
+            only: None,
         }
+    }
+
+    /// Gates only the syncs of files whose path contains `part`.
+    fn only(inner: MemFs, part: &'static str) -> Self {
+        GatedSyncFs {
+            inner,
+            gate: Arc::default(),
+            only: Some(part),
+        }
+    }
+
+    fn gates(&self, path: &Path) -> bool {
+        self.only
+            .is_none_or(|part| path.to_string_lossy().contains(part))
     }
 
     fn close_gate(&self) {
@@ -558,6 +574,8 @@ impl GatedSyncFs {
 struct GatedFile {
     inner: Box<dyn kevo::fs::FsFile>,
     gate: Arc<(std::sync::Mutex<GateState>, std::sync::Condvar)>,
+    /// Whether this file's syncs wait at the gate.
+    gated: bool,
 }
 
 impl kevo::fs::FsFile for GatedFile {
@@ -577,6 +595,9 @@ impl kevo::fs::FsFile for GatedFile {
         self.inner.allocate(len)
     }
     fn sync(&self) -> std::io::Result<()> {
+        if !self.gated {
+            return self.inner.sync();
+        }
         let (lock, wake) = &*self.gate;
         let mut state = lock.lock().unwrap();
         state.waiting += 1;
@@ -598,18 +619,21 @@ impl Fs for GatedSyncFs {
         Ok(Box::new(GatedFile {
             inner: self.inner.create(path)?,
             gate: self.gate.clone(),
+            gated: self.gates(path),
         }))
     }
     fn open(&self, path: &Path) -> std::io::Result<Box<dyn kevo::fs::FsFile>> {
         Ok(Box::new(GatedFile {
             inner: self.inner.open(path)?,
             gate: self.gate.clone(),
+            gated: self.gates(path),
         }))
     }
     fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn kevo::fs::FsFile>> {
         Ok(Box::new(GatedFile {
             inner: self.inner.open_append(path)?,
             gate: self.gate.clone(),
+            gated: self.gates(path),
         }))
     }
     fn exists(&self, path: &Path) -> std::io::Result<bool> {
@@ -874,4 +898,36 @@ fn writers_and_readers_with_flushes_running_never_see_a_value_go_back() {
             > 3,
         "flushes ran meanwhile"
     );
+}
+
+#[test]
+fn a_write_stalled_behind_flushes_fails_with_resource_after_the_timeout() {
+    // Table syncs hang, so flushes never finish; with one frozen memtable allowed, the
+    // write that needs to freeze another waits, then gives up.
+    let fs = GatedSyncFs::only(MemFs::new(), ".sst");
+    let opts = Options::default()
+        .fs(Arc::new(fs.clone()))
+        .memtable_size(1 << 10)
+        .max_memtables(1)
+        .sync_mode(SyncMode::None)
+        .write_stall_timeout(Some(Duration::from_millis(100)));
+    let db = Db::open(DIR, opts).unwrap();
+    fs.close_gate();
+    let mut result = Ok(());
+    for i in 0..100u32 {
+        result = db.put(i.to_be_bytes(), [0u8; 200]);
+        if result.is_err() {
+            break;
+        }
+    }
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert!(err.to_string().contains("stall"), "{err}");
+    assert!(
+        db.background_error().is_none(),
+        "a stall is not a failure of the database"
+    );
+    fs.open_gate();
+    db.flush().unwrap();
+    db.put(b"after", b"the stall").unwrap();
 }
