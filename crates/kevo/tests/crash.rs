@@ -161,9 +161,10 @@ fn with_sync_none_every_crash_recovers_a_prefix_of_the_history() {
     sweep(SyncMode::None, prefix_verdict);
 }
 
-/// An interval far longer than the test, so the background thread never runs and the
-/// operation order (hence every crash point) is deterministic; what is checked is the
-/// mode's own path: no sync per commit, syncs at WAL switches and close.
+/// An interval far longer than the test, so the interval-sync thread never runs: what is
+/// checked is the mode's own path (no sync per commit, syncs at WAL switches and close).
+/// The flush thread still runs beside the workload, so crash-point counts vary a little
+/// from run to run.
 #[test]
 fn with_sync_interval_every_crash_recovers_a_prefix_of_the_history() {
     sweep(
@@ -200,22 +201,5 @@ fn a_power_loss_after_a_process_crash_still_recovers_a_prefix() {
             "{mode:?}: the second write survived without the first"
         );
         assert!(second, "{mode:?}: a synced write was lost");
-    }
-}
-
-#[test]
-fn debug_point_9() {
-    let fs = MemFs::new();
-    let options = memfs_options(&fs);
-    fs.fail_nth(9, Fault::Halt);
-    fs.start_trace();
-    let _ = Db::open(DIR, options.clone());
-    for t in fs.take_trace() {
-        eprintln!("{} {:?} {:?} {:?}", t.op.index, t.op.kind, t.op.path, t.ok);
-    }
-    fs.crash(CrashMode::DropUnsynced);
-    eprintln!("{:?}", listing(&fs, DIR));
-    if let Err(e) = Db::open(DIR, options) {
-        eprintln!("{e}");
     }
 }

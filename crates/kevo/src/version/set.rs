@@ -108,6 +108,9 @@ pub struct VersionSet {
     last_sequence: SequenceNumber,
     log_number: u64,
     max_manifest_size: u64,
+    /// Roll over when the manifest passes this: `max_manifest_size`, or twice the snapshot
+    /// it started with if that is larger (so a large state does not roll over on every edit).
+    rollover_at: u64,
 }
 
 impl VersionSet {
@@ -215,6 +218,7 @@ impl VersionSet {
         let snapshot = snapshot(&state);
         let manifest = ManifestWriter::create(fs, dir, number, &snapshot)?;
         manifest::set_current(fs, dir, number)?;
+        let rollover_at = max_manifest_size.max(2 * manifest.len());
         Ok(VersionSet {
             dir: dir.to_path_buf(),
             current: Arc::new(state.version),
@@ -223,6 +227,7 @@ impl VersionSet {
             last_sequence: state.last_sequence,
             log_number: state.log_number,
             max_manifest_size,
+            rollover_at,
         })
     }
 
@@ -274,7 +279,7 @@ impl VersionSet {
         }
         self.manifest.append(&edit)?;
         self.current = Arc::new(version);
-        if self.manifest.len() > self.max_manifest_size {
+        if self.manifest.len() > self.rollover_at {
             self.roll_over(fs)?;
         }
         Ok(self.current.clone())
@@ -292,6 +297,7 @@ impl VersionSet {
         };
         let manifest = ManifestWriter::create(fs, &self.dir, number, &snapshot(&state))?;
         manifest::set_current(fs, &self.dir, number)?;
+        self.rollover_at = self.max_manifest_size.max(2 * manifest.len());
         let old = std::mem::replace(&mut self.manifest, manifest);
         // Best effort: a leftover old manifest is not referenced and is removed on open.
         let _ = fs.remove(&self.dir.join(manifest::manifest_name(old.number())));

@@ -152,10 +152,10 @@ pub fn replay(
 ) -> Result<ReplayOutcome> {
     let file = fs
         .open(path)
-        .map_err(|e| Error::io("opening a WAL file", e).with_file(path))?;
+        .map_err(|e| Error::io("opening a log file (WAL or manifest)", e).with_file(path))?;
     let len = file
         .len()
-        .map_err(|e| Error::io("reading a WAL file's length", e).with_file(path))?;
+        .map_err(|e| Error::io("reading a log file's length", e).with_file(path))?;
     let mut reader = LogReader::new(file.as_ref(), number, len);
     let mut outcome = ReplayOutcome {
         records: 0,
@@ -166,7 +166,7 @@ pub fn replay(
     loop {
         let event = reader
             .next_event()
-            .map_err(|e| Error::io("reading a WAL file", e).with_file(path))?;
+            .map_err(|e| Error::io("reading a log file", e).with_file(path))?;
         match event {
             None => return Ok(outcome),
             Some(LogEvent::Damage { offset, reason }) => {
