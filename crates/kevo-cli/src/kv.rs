@@ -69,3 +69,61 @@ pub fn stats(dir: &Path, json: bool) -> Result<()> {
     );
     Ok(())
 }
+
+/// What `kevo scan` prints.
+pub struct ScanArgs {
+    pub prefix: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub reverse: bool,
+    pub limit: Option<usize>,
+}
+
+/// Prints `key<TAB>value` lines (text as is; other bytes escaped as \xNN).
+pub fn scan(dir: &Path, args: &ScanArgs) -> Result<()> {
+    use std::ops::Bound;
+    let db = open_existing(dir)?;
+    let iter = match (&args.prefix, &args.from, &args.to) {
+        (Some(prefix), _, _) => db.prefix(prefix),
+        (None, from, to) => {
+            let lower = from
+                .as_ref()
+                .map_or(Bound::Unbounded, |f| Bound::Included(f.as_bytes().to_vec()));
+            let upper = to
+                .as_ref()
+                .map_or(Bound::Unbounded, |t| Bound::Excluded(t.as_bytes().to_vec()));
+            db.range::<Vec<u8>, _>((lower, upper))
+        }
+    };
+    let iter: Box<dyn Iterator<Item = kevo::Result<(kevo::Value, kevo::Value)>>> = if args.reverse {
+        Box::new(iter.rev())
+    } else {
+        Box::new(iter)
+    };
+    let mut out = std::io::stdout().lock();
+    for item in iter.take(args.limit.unwrap_or(usize::MAX)) {
+        let (k, v) = item?;
+        writeln!(out, "{}\t{}", escape(&k), escape(&v))
+            .map_err(|e| Error::io("writing to stdout", e))?;
+    }
+    drop(out);
+    db.close()
+}
+
+/// Printable ASCII as is (backslash doubled), every other byte as `\xNN`.
+fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\x");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+        }
+    }
+    out
+}

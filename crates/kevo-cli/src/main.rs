@@ -47,6 +47,25 @@ enum Command {
         /// The value, as text.
         value: String,
     },
+    /// Print keys and values in key order: all, those with a prefix, or a range.
+    Scan {
+        /// The database directory (must exist).
+        dir: PathBuf,
+        /// Only keys starting with this prefix.
+        prefix: Option<String>,
+        /// Only keys ≥ this (with --to: a range; ignored with a prefix).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only keys < this.
+        #[arg(long)]
+        to: Option<String>,
+        /// Newest key first.
+        #[arg(long)]
+        reverse: bool,
+        /// At most this many entries.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Write the memtable to a table and wait for it.
     Flush {
         /// The database directory (must exist).
@@ -77,6 +96,24 @@ fn main() -> ExitCode {
         Command::Get { dir, key } => kv::get(&dir, &key),
         Command::Put { dir, key, value } => kv::put(&dir, &key, &value).map(|()| ExitCode::SUCCESS),
         Command::Delete { dir, key } => kv::delete(&dir, &key).map(|()| ExitCode::SUCCESS),
+        Command::Scan {
+            dir,
+            prefix,
+            from,
+            to,
+            reverse,
+            limit,
+        } => kv::scan(
+            &dir,
+            &kv::ScanArgs {
+                prefix,
+                from,
+                to,
+                reverse,
+                limit,
+            },
+        )
+        .map(|()| ExitCode::SUCCESS),
         Command::Flush { dir } => kv::flush(&dir).map(|()| ExitCode::SUCCESS),
         Command::Stats { dir, json } => kv::stats(&dir, json).map(|()| ExitCode::SUCCESS),
     };

@@ -94,3 +94,36 @@ fn flush_moves_data_into_a_table_and_stats_shows_it() {
     assert_eq!(value["levels"][0]["tables"], 1);
     assert_eq!(stdout(&kevo(&["get", db, "k"])), "v\n");
 }
+
+#[test]
+fn scan_prints_prefixes_ranges_in_either_order_with_a_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("db");
+    let db = db.to_str().expect("utf-8 path");
+    for (k, v) in [
+        ("user:1", "ann"),
+        ("user:2", "bob"),
+        ("user:3", "cy"),
+        ("zone", "x"),
+    ] {
+        assert!(kevo(&["put", db, k, v]).status.success());
+    }
+    assert_eq!(
+        stdout(&kevo(&["scan", db, "user:"])),
+        "user:1\tann\nuser:2\tbob\nuser:3\tcy\n"
+    );
+    assert_eq!(
+        stdout(&kevo(&["scan", db, "--reverse", "--limit", "2"])),
+        "zone\tx\nuser:3\tcy\n"
+    );
+    assert_eq!(
+        stdout(&kevo(&["scan", db, "--from", "user:2", "--to", "zone"])),
+        "user:2\tbob\nuser:3\tcy\n"
+    );
+    assert!(kevo(&["flush", db]).status.success());
+    assert_eq!(
+        stdout(&kevo(&["scan", db])).lines().count(),
+        4,
+        "after a flush too"
+    );
+}

@@ -38,7 +38,7 @@ pub mod version;
 pub mod wal;
 
 pub use batch::{BatchEntry, WriteBatch};
-pub use db::{Db, LevelShape, LsmShape, Value};
+pub use db::{Db, DbIter, LevelShape, LsmShape, ReadOptions, Snapshot, Value};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{
     CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,

@@ -9,6 +9,7 @@
 mod commit;
 pub(crate) mod files;
 mod flush;
+pub(crate) mod iter;
 mod open;
 mod tables;
 
@@ -26,11 +27,13 @@ use crate::fs::{Fs, FsLock};
 use crate::key::{MAX_SEQUENCE, SequenceNumber};
 use crate::memtable::{Lookup, MemTable};
 use crate::options::{Options, SyncMode, WriteOptions};
-use crate::sst::table::TableLookup;
+use crate::sst::table::{BlockReads, TableLookup};
 use crate::version::set::{Version, VersionSet};
 use crate::wal::LogWriter;
 use commit::{CommitQueue, PendingWrite};
 use flush::FlushState;
+pub use iter::DbIter;
+use std::ops::{Bound, RangeBounds};
 use tables::TableCache;
 
 /// A value (or key) returned by kevo: a cheaply cloneable, immutable byte buffer.
@@ -67,6 +70,130 @@ impl Drop for CloseOnDrop {
         // Best effort: a caller who needs the outcome calls close() first.
         let _ = self.0.close();
     }
+}
+
+/// Options of one read. A plain struct: `ReadOptions { snapshot: Some(s), ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Read as of this snapshot instead of now.
+    pub snapshot: Option<Snapshot>,
+    /// Keep blocks this read loads from disk in the block cache (default `true`; `false`
+    /// for one-off scans that should not evict the working set).
+    pub fill_cache: bool,
+    /// Re-read and re-verify blocks even when they are cached (blocks read from disk are
+    /// always verified). Default `false`.
+    pub verify_checksums: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            snapshot: None,
+            fill_cache: true,
+            verify_checksums: false,
+        }
+    }
+}
+
+/// A point-in-time view of a database (see [`Db::snapshot`]). Cheap to clone, `Send +
+/// Sync`, owned (no lifetime). Later compactions keep every version it can see.
+#[derive(Clone)]
+pub struct Snapshot {
+    inner: Arc<SnapshotHandle>,
+}
+
+struct SnapshotHandle {
+    db: Arc<DbInner>,
+    sequence: SequenceNumber,
+}
+
+impl Drop for SnapshotHandle {
+    fn drop(&mut self) {
+        let mut snapshots = lock(&self.db.snapshots);
+        if let Some(count) = snapshots.get_mut(&self.sequence) {
+            *count -= 1;
+            if *count == 0 {
+                snapshots.remove(&self.sequence);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("sequence", &self.inner.sequence)
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// The sequence number the snapshot reads at.
+    pub fn sequence(&self) -> SequenceNumber {
+        self.inner.sequence
+    }
+
+    /// The value of `key` as of the snapshot.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
+        let options = ReadOptions {
+            snapshot: Some(self.clone()),
+            ..ReadOptions::default()
+        };
+        self.inner.db.get(key.as_ref(), &options)
+    }
+
+    /// Every key and value as of the snapshot.
+    pub fn iter(&self) -> DbIter {
+        self.inner.db.iter_at(
+            Some(self.inner.sequence),
+            Bound::Unbounded,
+            Bound::Unbounded,
+        )
+    }
+
+    /// The keys within `range` as of the snapshot.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
+        let (lower, upper) = owned_bounds(&range);
+        self.inner
+            .db
+            .iter_at(Some(self.inner.sequence), lower, upper)
+    }
+
+    /// The keys starting with `prefix` as of the snapshot.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
+        let (lower, upper) = iter::prefix_bounds(prefix.as_ref());
+        self.inner
+            .db
+            .iter_at(Some(self.inner.sequence), lower, upper)
+    }
+}
+
+impl IntoIterator for &Snapshot {
+    type Item = Result<(Value, Value)>;
+    type IntoIter = DbIter;
+
+    fn into_iter(self) -> DbIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for &Db {
+    type Item = Result<(Value, Value)>;
+    type IntoIter = DbIter;
+
+    /// `for kv in &db` iterates over every key, as [`Db::iter`].
+    fn into_iter(self) -> DbIter {
+        self.iter()
+    }
+}
+
+fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let own = |b: Bound<&K>| match b {
+        Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (own(range.start_bound()), own(range.end_bound()))
 }
 
 /// The shape of the LSM tree at one moment (see [`Db::lsm_shape`]).
@@ -152,6 +279,8 @@ pub(crate) struct DbInner {
     /// Wakes the flush worker, stalled writers and `Db::flush` waiters.
     flush_signal: Condvar,
     flush_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Live snapshots: sequence number -> handles (compaction keeps what they can see).
+    snapshots: Mutex<std::collections::BTreeMap<SequenceNumber, usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,7 +349,45 @@ impl Db {
 
     /// The value of `key`, or `None` if it is absent or deleted.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Value>> {
-        self.inner.get(key.as_ref())
+        self.inner.get(key.as_ref(), &ReadOptions::default())
+    }
+
+    /// The value of `key` with explicit read options (a snapshot, cache use).
+    pub fn get_opt(&self, key: impl AsRef<[u8]>, options: &ReadOptions) -> Result<Option<Value>> {
+        self.inner.get(key.as_ref(), options)
+    }
+
+    /// Every key and value, in key order (`.rev()` for reverse), as of now.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = kevo::Db::open(dir.path(), kevo::Options::default())?;
+    /// db.put(b"b", b"2")?;
+    /// db.put(b"a", b"1")?;
+    /// let keys: Vec<_> = db.iter().map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, [&b"a"[..], &b"b"[..]]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&self) -> DbIter {
+        self.inner.iter_at(None, Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The keys within `range`, in key order (`.rev()` for reverse), as of now.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> DbIter {
+        let (lower, upper) = owned_bounds(&range);
+        self.inner.iter_at(None, lower, upper)
+    }
+
+    /// The keys starting with `prefix`, in key order, as of now.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
+        let (lower, upper) = iter::prefix_bounds(prefix.as_ref());
+        self.inner.iter_at(None, lower, upper)
+    }
+
+    /// A consistent point-in-time view: reads through it see exactly the writes
+    /// acknowledged before it was taken. Released when the last clone drops.
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.snapshot()
     }
 
     /// Makes every acknowledged write durable (syncs the WAL), and waits.
@@ -337,12 +504,15 @@ impl DbInner {
         Ok(())
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+    fn get(&self, key: &[u8], options: &ReadOptions) -> Result<Option<Value>> {
         self.check_open()?;
         self.validate_key(key)?;
         // The sequence first, then the view: every write ≤ the sequence is in a memtable
         // that the later-loaded view still holds.
-        let sequence = self.visible_sequence.load(Ordering::Acquire);
+        let sequence = match &options.snapshot {
+            Some(snapshot) => snapshot.sequence(),
+            None => self.visible_sequence.load(Ordering::Acquire),
+        };
         let view = self.view.load();
         for mem in std::iter::once(&view.mem).chain(view.imm.iter().map(|f| &f.mem)) {
             match mem.get(key, sequence) {
@@ -351,9 +521,42 @@ impl DbInner {
                 None => {}
             }
         }
-        match self.tables.get(&view.version, key, sequence)? {
+        let reads = BlockReads {
+            fill_cache: options.fill_cache,
+            verify_checksums: options.verify_checksums,
+        };
+        match self.tables.get(&view.version, key, sequence, reads)? {
             Some(TableLookup::Value(v)) => Ok(Some(v)),
             Some(TableLookup::Deleted) | None => Ok(None),
+        }
+    }
+
+    /// An iterator over `lower..upper` at `sequence` (the visible one if `None`).
+    fn iter_at(
+        self: &Arc<Self>,
+        sequence: Option<SequenceNumber>,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+    ) -> DbIter {
+        let sequence = sequence.unwrap_or_else(|| self.visible_sequence.load(Ordering::Acquire));
+        let view = self.view.load_full();
+        let iter = DbIter::new(self.clone(), view, sequence, lower, upper);
+        if self.closed.load(Ordering::Acquire) {
+            iter.failed(Error::closed())
+        } else {
+            iter
+        }
+    }
+
+    /// Registers a snapshot at the visible sequence number.
+    fn snapshot(self: &Arc<Self>) -> Snapshot {
+        let sequence = self.visible_sequence.load(Ordering::Acquire);
+        *lock(&self.snapshots).entry(sequence).or_insert(0) += 1;
+        Snapshot {
+            inner: Arc::new(SnapshotHandle {
+                db: self.clone(),
+                sequence,
+            }),
         }
     }
 

@@ -1,8 +1,10 @@
 //! Opening a database: check the directory, take the lock, create or recover, start a WAL.
 //!
-//! Order of durable steps for a new database: OPTIONS file (marks the directory as a kevo
-//! database), then the first WAL, each published atomically with a directory sync. A crash
-//! anywhere leaves either no database (and the next open creates it) or a complete one.
+//! A new database gets its manifest, then `CURRENT` (which marks the directory as a kevo
+//! database), then its OPTIONS file and first WAL, each published with a directory sync. A
+//! crash before `CURRENT` leaves no database (the next open starts over); after it, a
+//! complete one. Opening an existing database reads the manifest and replays the WALs
+//! before it writes anything, so an open that fails changes no file.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -229,6 +231,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
         flush_state: Mutex::new(FlushState::default()),
         flush_signal: Condvar::new(),
         flush_thread: Mutex::new(None),
+        snapshots: Mutex::new(std::collections::BTreeMap::new()),
         opts,
     });
     let worker = spawn_flush_worker(inner.clone())?;

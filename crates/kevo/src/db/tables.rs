@@ -8,7 +8,7 @@ use super::{files, lock};
 use crate::error::Result;
 use crate::fs::Fs;
 use crate::key::{self, SequenceNumber};
-use crate::sst::table::{Table, TableBlockCache, TableLookup};
+use crate::sst::table::{BlockReads, Table, TableBlockCache, TableLookup};
 use crate::version::edit::FileMeta;
 use crate::version::set::Version;
 
@@ -101,10 +101,13 @@ impl TableCache {
         version: &Version,
         user_key: &[u8],
         sequence: SequenceNumber,
+        reads: BlockReads,
     ) -> Result<Option<TableLookup>> {
         for file in version.files(0) {
             if covers(file, user_key)
-                && let Some(found) = self.table(file.number)?.get(user_key, sequence)?
+                && let Some(found) = self
+                    .table(file.number)?
+                    .get_with(user_key, sequence, reads)?
             {
                 return Ok(Some(found));
             }
@@ -113,7 +116,9 @@ impl TableCache {
             let files = version.files(level);
             let i = files.partition_point(|f| key::user_key(&f.largest) < user_key);
             if let Some(file) = files.get(i).filter(|f| covers(f, user_key))
-                && let Some(found) = self.table(file.number)?.get(user_key, sequence)?
+                && let Some(found) = self
+                    .table(file.number)?
+                    .get_with(user_key, sequence, reads)?
             {
                 return Ok(Some(found));
             }
@@ -173,7 +178,12 @@ mod tests {
         for round in 0..3 {
             for number in 1..=20u64 {
                 let got = cache
-                    .get(&version, format!("key{number:02}").as_bytes(), 100)
+                    .get(
+                        &version,
+                        format!("key{number:02}").as_bytes(),
+                        100,
+                        BlockReads::default(),
+                    )
                     .unwrap();
                 assert_eq!(
                     got,
@@ -185,6 +195,11 @@ mod tests {
                 assert!(cache.open_tables() <= 16);
             }
         }
-        assert_eq!(cache.get(&version, b"key99", 100).unwrap(), None);
+        assert_eq!(
+            cache
+                .get(&version, b"key99", 100, BlockReads::default())
+                .unwrap(),
+            None
+        );
     }
 }

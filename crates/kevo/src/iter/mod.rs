@@ -29,3 +29,5 @@ pub trait InternalIterator {
     /// The first error met, if any.
     fn status(&self) -> Result<()>;
 }
+
+pub mod merge;

@@ -310,6 +310,55 @@ fn random_height(state: &mut u64) -> usize {
     }
 }
 
+/// A position in a [`SkipList`] that borrows nothing: valid as long as the list it came
+/// from is alive (the owner keeps the list in an `Arc` next to the position).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Position(NodePtr);
+
+// SAFETY: a position is an address of an immutable, published node; moving it between
+// threads is as safe as sharing `&SkipList` (the owner keeps the list alive).
+unsafe impl Send for Position {}
+// SAFETY: see `Send`.
+unsafe impl Sync for Position {}
+
+impl SkipList {
+    /// The first entry.
+    pub fn first(&self) -> Option<Position> {
+        self.head.next(0).map(Position)
+    }
+
+    /// The last entry.
+    pub fn last(&self) -> Option<Position> {
+        self.last_before(None).map(Position)
+    }
+
+    /// The first entry with key ≥ `key` (an encoded internal key).
+    pub fn seek(&self, key: &[u8]) -> Option<Position> {
+        let (user, trailer) = key::split(key);
+        self.seek_node(user, trailer).map(Position)
+    }
+
+    /// The entry after `at` (a position of this list).
+    pub fn next_of(&self, at: Position) -> Option<Position> {
+        at.0.next(0).map(Position)
+    }
+
+    /// The entry before `at` (a position of this list).
+    pub fn prev_of(&self, at: Position) -> Option<Position> {
+        self.last_before(Some(at.0.key())).map(Position)
+    }
+
+    /// The key at `at` (a position of this list).
+    pub fn key_at(&self, at: Position) -> &[u8] {
+        at.0.key()
+    }
+
+    /// The value at `at` (a position of this list).
+    pub fn value_at(&self, at: Position) -> &[u8] {
+        at.0.value()
+    }
+}
+
 /// A position in a [`SkipList`]: seek, step forward and back. Entries inserted while the
 /// cursor lives may or may not be seen (the caller filters by sequence number).
 pub struct Cursor<'a> {

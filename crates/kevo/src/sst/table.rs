@@ -43,6 +43,24 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// How a read uses the block cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockReads {
+    /// Keep blocks read from the file in the cache.
+    pub fill_cache: bool,
+    /// Read from the file (and verify) even when the block is cached.
+    pub verify_checksums: bool,
+}
+
+impl Default for BlockReads {
+    fn default() -> Self {
+        BlockReads {
+            fill_cache: true,
+            verify_checksums: false,
+        }
+    }
+}
+
 /// What a table says about a key at a sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableLookup {
@@ -127,6 +145,16 @@ impl Table {
     /// The newest version of `user_key` with sequence ≤ `sequence`, if the table holds one.
     /// A key the filter rules out costs no block read.
     pub fn get(&self, user_key: &[u8], sequence: SequenceNumber) -> Result<Option<TableLookup>> {
+        self.get_with(user_key, sequence, BlockReads::default())
+    }
+
+    /// [`Table::get`] with control over the block cache.
+    pub fn get_with(
+        &self,
+        user_key: &[u8],
+        sequence: SequenceNumber,
+        reads: BlockReads,
+    ) -> Result<Option<TableLookup>> {
         if self
             .filter
             .as_ref()
@@ -143,7 +171,7 @@ impl Table {
                 .map(|()| None)
                 .map_err(|e| e.with_file(&self.path));
         }
-        let block = self.data_block(index.value())?;
+        let block = self.data_block(index.value(), reads)?;
         let mut entries = block.iter();
         entries.seek(&target);
         if !entries.valid() {
@@ -178,25 +206,28 @@ impl Table {
     }
 
     /// The data block an index entry points to, through the cache.
-    fn data_block(&self, encoded_handle: &[u8]) -> Result<Block> {
+    fn data_block(&self, encoded_handle: &[u8], reads: BlockReads) -> Result<Block> {
         let Some(handle) = BlockHandle::decode_varint(encoded_handle) else {
             return Err(
                 Error::corruption("malformed block handle in the table index")
                     .with_file(&self.path),
             );
         };
-        if let Some(block) = self
-            .cache
-            .as_ref()
-            .and_then(|c| c.get(self.number, handle.offset))
-        {
+        let cached = if reads.verify_checksums {
+            None
+        } else {
+            self.cache
+                .as_ref()
+                .and_then(|c| c.get(self.number, handle.offset))
+        };
+        if let Some(block) = cached {
             return Ok(block);
         }
         self.block_reads.fetch_add(1, AtomicOrdering::Relaxed);
         let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
         let block =
             Block::decode(bytes).map_err(|e| e.with_file(&self.path).with_offset(handle.offset))?;
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|_| reads.fill_cache) {
             cache.insert(self.number, handle.offset, block.clone(), block.size());
         }
         Ok(block)
@@ -258,7 +289,10 @@ impl TableIter {
         if !self.index.valid() {
             return;
         }
-        match self.table.data_block(self.index.value()) {
+        match self
+            .table
+            .data_block(self.index.value(), BlockReads::default())
+        {
             Ok(block) => self.data = Some(block.iter()),
             Err(e) => {
                 self.error.get_or_insert(e);

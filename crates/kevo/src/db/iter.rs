@@ -1,0 +1,303 @@
+//! [`DbIter`]: the public iterator — a consistent view of the keys at one sequence number,
+//! within bounds, forward and backward (`DoubleEndedIterator`).
+//!
+//! Each end has its own merging cursor over every source of the read view (memtables and
+//! tables), so going forward and backward never disturb each other; the two ends stop when
+//! they meet. The iterator owns its read view: the memtables and tables it reads stay alive
+//! (and on disk) however long it lives, whatever flushes happen meanwhile.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{DbInner, ReadView, Value};
+use crate::error::{Error, Result};
+use crate::iter::InternalIterator;
+use crate::iter::merge::{MergingIter, Source};
+use crate::key::{self, MAX_SEQUENCE, ParsedKey, SequenceNumber, ValueKind};
+use crate::memtable::MemTableIter;
+
+/// An iterator over `(key, value)` pairs in key order (and, with `.rev()`, reverse order),
+/// as of one sequence number. Created by [`Db::iter`](super::Db::iter),
+/// [`Db::range`](super::Db::range), [`Db::prefix`](super::Db::prefix) and their
+/// [`Snapshot`](super::Snapshot) forms. Owned: `'static + Send`.
+///
+/// An I/O error or damaged data ends the iteration with one `Err` item.
+pub struct DbIter {
+    db: Arc<DbInner>,
+    view: Arc<ReadView>,
+    sequence: SequenceNumber,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    front: Option<MergingIter>,
+    back: Option<MergingIter>,
+    /// The last key each end returned; the ends stop when they meet.
+    last_front: Option<Vec<u8>>,
+    last_back: Option<Vec<u8>>,
+    done: bool,
+    /// An error to yield before anything else (the database was closed).
+    pending_error: Option<Error>,
+}
+
+impl std::fmt::Debug for DbIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbIter")
+            .field("sequence", &self.sequence)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DbIter {
+    pub(super) fn new(
+        db: Arc<DbInner>,
+        view: Arc<ReadView>,
+        sequence: SequenceNumber,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+    ) -> Self {
+        // An empty or inverted range yields nothing.
+        let empty = match (&lower, &upper) {
+            (Bound::Included(l), Bound::Included(u)) => l > u,
+            (Bound::Included(l) | Bound::Excluded(l), Bound::Excluded(u))
+            | (Bound::Excluded(l), Bound::Included(u)) => l >= u,
+            _ => false,
+        };
+        DbIter {
+            db,
+            view,
+            sequence,
+            lower,
+            upper,
+            front: None,
+            back: None,
+            last_front: None,
+            last_back: None,
+            done: empty,
+            pending_error: None,
+        }
+    }
+
+    /// An iterator that yields `error` once.
+    pub(super) fn failed(mut self, error: Error) -> Self {
+        self.pending_error = Some(error);
+        self
+    }
+
+    /// A merge over every source of the view.
+    fn merge(&self) -> Result<MergingIter> {
+        let mut sources: Vec<Source> = Vec::new();
+        sources.push(Box::new(MemTableIter::new(self.view.mem.clone())));
+        for frozen in &self.view.imm {
+            sources.push(Box::new(MemTableIter::new(frozen.mem.clone())));
+        }
+        for level in 0..self.view.version.num_levels() {
+            for file in self.view.version.files(level) {
+                sources.push(Box::new(self.db.tables.table(file.number)?.iter()));
+            }
+        }
+        Ok(MergingIter::new(sources))
+    }
+
+    fn below_upper(&self, user: &[u8]) -> bool {
+        match &self.upper {
+            Bound::Included(u) => user <= u.as_slice(),
+            Bound::Excluded(u) => user < u.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn above_lower(&self, user: &[u8]) -> bool {
+        match &self.lower {
+            Bound::Included(l) => user >= l.as_slice(),
+            Bound::Excluded(l) => user > l.as_slice(),
+            Bound::Unbounded => true,
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Result<(Value, Value)> {
+        self.done = true;
+        Err(e)
+    }
+
+    fn front_cursor(&mut self) -> Result<&mut MergingIter> {
+        if self.front.is_none() {
+            let mut merged = self.merge()?;
+            match &self.lower {
+                Bound::Unbounded => merged.seek_to_first(),
+                Bound::Included(k) | Bound::Excluded(k) => {
+                    merged.seek(&key::seek_key(k, MAX_SEQUENCE))
+                }
+            }
+            self.front = Some(merged);
+        }
+        self.front
+            .as_mut()
+            .ok_or_else(|| Error::corruption("iterator state"))
+    }
+
+    fn back_cursor(&mut self) -> Result<&mut MergingIter> {
+        if self.back.is_none() {
+            let mut merged = self.merge()?;
+            match &self.upper {
+                Bound::Unbounded => merged.seek_to_last(),
+                Bound::Included(k) => {
+                    // Past every version of k, then one back.
+                    merged.seek(&key::seek_key(k, 0));
+                    if merged.valid() {
+                        merged.prev()
+                    } else {
+                        merged.seek_to_last()
+                    }
+                }
+                Bound::Excluded(k) => {
+                    merged.seek(&key::seek_key(k, MAX_SEQUENCE));
+                    if merged.valid() {
+                        merged.prev()
+                    } else {
+                        merged.seek_to_last()
+                    }
+                }
+            }
+            self.back = Some(merged);
+        }
+        self.back
+            .as_mut()
+            .ok_or_else(|| Error::corruption("iterator state"))
+    }
+
+    /// The next visible entry going forward.
+    fn step_front(&mut self) -> Result<Option<(Value, Value)>> {
+        let sequence = self.sequence;
+        loop {
+            let cursor = self.front_cursor()?;
+            if !cursor.valid() {
+                cursor.status()?;
+                return Ok(None);
+            }
+            let Some(parsed) = ParsedKey::parse(cursor.key()) else {
+                return Err(Error::corruption("an entry without a valid internal key"));
+            };
+            if parsed.sequence > sequence {
+                cursor.next();
+                continue;
+            }
+            // The newest visible version of this user key decides; older ones are skipped.
+            let user = parsed.user_key.to_vec();
+            let entry =
+                (parsed.kind == ValueKind::Put).then(|| Bytes::copy_from_slice(cursor.value()));
+            cursor.seek(&key::seek_key(&user, 0));
+            if !self.above_lower(&user) {
+                continue;
+            }
+            if !self.below_upper(&user) || self.last_back.as_ref().is_some_and(|b| &user >= b) {
+                return Ok(None);
+            }
+            if let Some(value) = entry {
+                self.last_front = Some(user.clone());
+                return Ok(Some((Bytes::from(user), value)));
+            }
+        }
+    }
+
+    /// The next visible entry going backward.
+    fn step_back(&mut self) -> Result<Option<(Value, Value)>> {
+        let sequence = self.sequence;
+        loop {
+            let cursor = self.back_cursor()?;
+            if !cursor.valid() {
+                cursor.status()?;
+                return Ok(None);
+            }
+            let user = key::user_key(cursor.key()).to_vec();
+            // Backward, a key's versions come oldest first: the last visible one seen is
+            // the newest, and it decides.
+            let mut newest: Option<Option<Bytes>> = None;
+            while cursor.valid() {
+                let Some(parsed) = ParsedKey::parse(cursor.key()) else {
+                    return Err(Error::corruption("an entry without a valid internal key"));
+                };
+                if parsed.user_key != user.as_slice() {
+                    break;
+                }
+                if parsed.sequence <= sequence {
+                    newest = Some(
+                        (parsed.kind == ValueKind::Put)
+                            .then(|| Bytes::copy_from_slice(cursor.value())),
+                    );
+                }
+                cursor.prev();
+            }
+            let cursor_status = cursor.status();
+            cursor_status?;
+            if !self.below_upper(&user) {
+                continue;
+            }
+            if !self.above_lower(&user) || self.last_front.as_ref().is_some_and(|f| &user <= f) {
+                return Ok(None);
+            }
+            if let Some(Some(value)) = newest {
+                self.last_back = Some(user.clone());
+                return Ok(Some((Bytes::from(user), value)));
+            }
+        }
+    }
+}
+
+impl Iterator for DbIter {
+    type Item = Result<(Value, Value)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending_error.take() {
+            return Some(self.fail(e));
+        }
+        if self.done {
+            return None;
+        }
+        match self.step_front() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => Some(self.fail(e)),
+        }
+    }
+}
+
+impl DoubleEndedIterator for DbIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending_error.take() {
+            return Some(self.fail(e));
+        }
+        if self.done {
+            return None;
+        }
+        match self.step_back() {
+            Ok(Some(item)) => Some(Ok(item)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => Some(self.fail(e)),
+        }
+    }
+}
+
+/// The bounds of the keys starting with `prefix`.
+pub(super) fn prefix_bounds(prefix: &[u8]) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let mut end = prefix.to_vec();
+    // The smallest key after every key with this prefix: drop trailing 0xff, bump the last.
+    while end.last() == Some(&0xff) {
+        end.pop();
+    }
+    let upper = match end.last_mut() {
+        Some(last) => {
+            *last += 1;
+            Bound::Excluded(end)
+        }
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(prefix.to_vec()), upper)
+}
