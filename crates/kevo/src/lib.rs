@@ -20,6 +20,8 @@
 
 mod batch;
 mod coding;
+#[doc(hidden)] // internal; public for the benchmarks
+pub mod compaction;
 mod db;
 mod error;
 pub mod fs;

@@ -161,6 +161,7 @@ fn bound_strategy() -> impl Strategy<Value = Bound<Vec<u8>>> {
 enum Step {
     Write(Op),
     Flush,
+    Compact,
     Reopen,
     TakeSnapshot,
 }
@@ -173,6 +174,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         2 => k.clone().prop_map(|k| Step::Write(Op::Delete(k))),
         2 => proptest::collection::vec((k, proptest::option::of(v)), 1..4).prop_map(|e| Step::Write(Op::Batch(e))),
         1 => Just(Step::Flush),
+        1 => Just(Step::Compact),
         1 => Just(Step::Reopen),
         1 => Just(Step::TakeSnapshot),
     ]
@@ -200,6 +202,7 @@ proptest! {
                     op.apply_to_model(&mut model);
                 }
                 Step::Flush => db.flush().unwrap(),
+                Step::Compact => db.compact().unwrap(),
                 Step::Reopen => {
                     // Snapshots do not survive a reopen; drop them first.
                     snapshots.clear();

@@ -61,8 +61,11 @@ impl DbInner {
             new_files: vec![(0, meta)],
             ..VersionEdit::default()
         };
-        let version = lock(&self.versions).log_and_apply(self.fs.as_ref(), edit)?;
         {
+            // Committed and installed under the versions lock, so version changes reach the
+            // read view in the order the manifest records them.
+            let mut versions = lock(&self.versions);
+            let version = versions.log_and_apply(self.fs.as_ref(), edit)?;
             // The table replaces the memtable in one swap: a reader sees one or the other.
             let _guard = lock(&self.view_change);
             let old = self.view.load();
@@ -188,14 +191,23 @@ pub(crate) fn spawn_flush_worker(db: Arc<DbInner>) -> Result<std::thread::JoinHa
                     return;
                 }
                 let healthy = lock(&db.background_error).is_none();
-                let flushed = healthy
-                    && match db.flush_oldest() {
-                        Ok(flushed) => flushed,
+                // Flushes first: they free memory writers may be waiting for.
+                let worked = healthy
+                    && match db.flush_oldest().and_then(|flushed| {
+                        if flushed {
+                            Ok(true)
+                        } else {
+                            db.compact_once(None)
+                        }
+                    }) {
+                        Ok(worked) => worked,
                         Err(e) => {
                             db.degrade(e);
                             false
                         }
                     };
+                db.delete_obsolete_tables();
+                let flushed = worked;
                 let mut state = lock(&db.flush_state);
                 if flushed {
                     state.completed += 1;

@@ -7,6 +7,7 @@
 //! taking any lock a writer holds.
 
 mod commit;
+mod compact;
 pub(crate) mod files;
 mod flush;
 pub(crate) mod iter;
@@ -281,6 +282,10 @@ pub(crate) struct DbInner {
     flush_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Live snapshots: sequence number -> handles (compaction keeps what they can see).
     snapshots: Mutex<std::collections::BTreeMap<SequenceNumber, usize>>,
+    /// One compaction at a time (background or `Db::compact`).
+    compaction_lock: Mutex<()>,
+    /// Tables a compaction replaced, deleted once no read view holds them.
+    obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -393,6 +398,15 @@ impl Db {
     /// Makes every acknowledged write durable (syncs the WAL), and waits.
     pub fn sync(&self) -> Result<()> {
         self.write_opt(WriteBatch::new(), &WriteOptions { sync: true })
+    }
+
+    /// Compacts the whole key space: flushes the memtable, then merges every level into the
+    /// next down to the last, dropping overwritten versions and tombstones no snapshot can
+    /// see. Waits.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.writable()?;
+        self.inner.compact_all()
     }
 
     /// Writes the memtable to a table and waits until every frozen memtable is flushed.

@@ -232,6 +232,8 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
         flush_signal: Condvar::new(),
         flush_thread: Mutex::new(None),
         snapshots: Mutex::new(std::collections::BTreeMap::new()),
+        compaction_lock: Mutex::new(()),
+        obsolete_tables: Mutex::new(Vec::new()),
         opts,
     });
     let worker = spawn_flush_worker(inner.clone())?;

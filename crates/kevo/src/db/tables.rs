@@ -88,6 +88,14 @@ impl TableCache {
         Ok(table)
     }
 
+    /// Closes table `number` and drops its cached blocks (its file is being deleted).
+    pub fn evict(&self, number: u64) {
+        lock(&self.open).tables.remove(&number);
+        if let Some(blocks) = &self.blocks {
+            blocks.erase_table(number);
+        }
+    }
+
     /// Tables open now.
     #[cfg(test)]
     pub fn open_tables(&self) -> usize {

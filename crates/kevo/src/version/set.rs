@@ -79,9 +79,11 @@ impl Version {
         });
         for (level, files) in levels.iter_mut().enumerate().skip(1) {
             files.sort_by(|a, b| key::compare(&a.smallest, &b.smallest));
-            if files.windows(2).any(|w| {
-                key::compare(key::user_key(&w[0].largest), key::user_key(&w[1].smallest)).is_ge()
-            }) {
+            // User keys compare as plain bytes (they carry no trailer).
+            if files
+                .windows(2)
+                .any(|w| key::user_key(&w[0].largest) >= key::user_key(&w[1].smallest))
+            {
                 return Err(Error::corruption(format!(
                     "manifest leaves overlapping tables in level {level}"
                 )));
@@ -469,6 +471,24 @@ mod tests {
         let set = VersionSet::recover(&fs, &dir, 7, 4096, []).unwrap();
         assert_eq!(*set.current(), *expected);
         assert_eq!(set.last_sequence(), 200);
+    }
+
+    #[test]
+    fn adjacent_tables_with_long_user_keys_do_not_count_as_overlapping() {
+        let v = Version::empty(3);
+        let edit = VersionEdit {
+            new_files: vec![
+                (1, table(1, &1u64.to_be_bytes(), &5u64.to_be_bytes(), 1)),
+                (1, table(2, &6u64.to_be_bytes(), &9u64.to_be_bytes(), 1)),
+            ],
+            ..VersionEdit::default()
+        };
+        assert_eq!(v.apply(&edit).unwrap().files(1).len(), 2);
+        let overlapping = VersionEdit {
+            new_files: vec![(1, table(3, &5u64.to_be_bytes(), &6u64.to_be_bytes(), 1))],
+            ..VersionEdit::default()
+        };
+        assert!(v.apply(&edit).unwrap().apply(&overlapping).is_err());
     }
 
     #[test]
