@@ -1046,3 +1046,15 @@ fn an_overwrite_workload_keeps_disk_use_near_the_live_data() {
     let tables: usize = db.lsm_shape().levels.iter().map(|l| l.tables).sum();
     assert_eq!(files, tables, "replaced tables are deleted");
 }
+
+#[test]
+fn the_tiered_style_is_refused_until_it_exists() {
+    let fs = MemFs::new();
+    let err = Db::open(
+        DIR,
+        memfs_options(&fs).compaction_style(kevo::CompactionStyle::Tiered),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(listing(&fs, DIR).is_empty(), "nothing was written");
+}

@@ -90,6 +90,13 @@ impl Listing {
 
 pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
     opts.validate()?;
+    if opts.compaction_style == crate::options::CompactionStyle::Tiered {
+        // Refused rather than silently run as leveled.
+        return Err(crate::error::Error::config(
+            "compaction_style",
+            "Tiered is not available yet; use Leveled",
+        ));
+    }
     let fs = match opts.fs.with_private_files() {
         Some(private) if opts.private_files => private,
         _ => opts.fs.clone(),
