@@ -13,7 +13,7 @@ use crate::iter::InternalIterator;
 use crate::iter::merge::{MergingIter, Source};
 use crate::key::{self, ParsedKey, SequenceNumber, ValueKind};
 use crate::options::Options;
-use crate::sst::builder::{TableBuilder, TableOptions};
+use crate::sst::builder::{TableBuilder, TableInfo, TableOptions};
 use crate::version::edit::{FileMeta, VersionEdit};
 use crate::version::set::Version;
 
@@ -242,6 +242,18 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
     Ok(outcome)
 }
 
+/// The manifest's description of table `number`, from what its builder reported.
+pub fn table_meta(number: u64, info: &TableInfo) -> FileMeta {
+    FileMeta {
+        number,
+        size: info.file_size,
+        smallest: info.properties.smallest_key.clone(),
+        largest: info.properties.largest_key.clone(),
+        min_sequence: info.properties.min_sequence,
+        max_sequence: info.properties.max_sequence,
+    }
+}
+
 fn finish_output(
     output: Option<(u64, TableBuilder<'_>)>,
     level: usize,
@@ -251,16 +263,9 @@ fn finish_output(
         return Ok(());
     };
     let info = builder.finish()?;
-    outcome.edit.new_files.push((
-        level,
-        FileMeta {
-            number,
-            size: info.file_size,
-            smallest: info.properties.smallest_key,
-            largest: info.properties.largest_key,
-            min_sequence: info.properties.min_sequence,
-            max_sequence: info.properties.max_sequence,
-        },
-    ));
+    outcome
+        .edit
+        .new_files
+        .push((level, table_meta(number, &info)));
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{DbInner, FrozenMemTable, ReadView, files, lock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sst::builder::{TableBuilder, TableOptions};
-use crate::version::edit::{FileMeta, VersionEdit};
+use crate::version::edit::VersionEdit;
 
 /// What the flush worker is asked to do, and what it reports. Guarded by
 /// `DbInner::flush_state`; `DbInner::flush_signal` wakes both the worker and waiters.
@@ -47,14 +47,7 @@ impl DbInner {
             cursor.next();
         }
         let info = builder.finish()?;
-        let meta = FileMeta {
-            number,
-            size: info.file_size,
-            smallest: info.properties.smallest_key,
-            largest: info.properties.largest_key,
-            min_sequence: info.properties.min_sequence,
-            max_sequence: info.properties.max_sequence,
-        };
+        let meta = crate::compaction::table_meta(number, &info);
         let edit = VersionEdit {
             log_number: Some(frozen.next_log),
             last_sequence: Some(self.visible_sequence.load(Ordering::Acquire)),

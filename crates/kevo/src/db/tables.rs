@@ -171,14 +171,7 @@ mod tests {
             );
             builder.add(&k, &number.to_le_bytes()).unwrap();
             let info = builder.finish().unwrap();
-            let meta = FileMeta {
-                number,
-                size: info.file_size,
-                smallest: info.properties.smallest_key,
-                largest: info.properties.largest_key,
-                min_sequence: number,
-                max_sequence: number,
-            };
+            let meta = crate::compaction::table_meta(number, &info);
             edit.new_files.push((0, meta));
         }
         let version = Version::empty(7).apply(&edit).unwrap();

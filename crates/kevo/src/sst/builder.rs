@@ -160,7 +160,7 @@ impl<'a> TableBuilder<'a> {
         Ok(())
     }
 
-    /// Writes one block (and its trailer) at the current offset.
+    /// Writes the data or index block being built (and its trailer) at the current offset.
     fn write_block(&mut self, kind: BlockKind) -> Result<BlockHandle> {
         self.buf.clear();
         let (raw, compression) = match kind {
@@ -168,18 +168,18 @@ impl<'a> TableBuilder<'a> {
             BlockKind::Index => (self.index.finish(), Compression::None),
         };
         let size = encode_block(raw, compression, self.offset, &mut self.buf);
-        self.append_buf()?;
-        let handle = BlockHandle {
-            offset: self.offset,
-            size,
-        };
-        self.offset += self.buf.len() as u64;
-        Ok(handle)
+        self.append_encoded(size)
     }
 
+    /// Writes `raw` uncompressed (filter and properties blocks).
     fn write_raw_block(&mut self, raw: &[u8]) -> Result<BlockHandle> {
         self.buf.clear();
         let size = encode_block(raw, Compression::None, self.offset, &mut self.buf);
+        self.append_encoded(size)
+    }
+
+    /// Appends the encoded block in `buf` (stored size `size`) and returns its handle.
+    fn append_encoded(&mut self, size: u64) -> Result<BlockHandle> {
         self.append_buf()?;
         let handle = BlockHandle {
             offset: self.offset,
