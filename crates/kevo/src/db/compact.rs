@@ -37,13 +37,14 @@ impl DbInner {
         for file in job.all_inputs() {
             sources.push(Box::new(self.tables.table(file.number)?.iter()));
         }
+        let cutoff = self.oldest_snapshot();
         let mut new_file_number = || lock(&self.versions).new_file_number();
         let mut ctx = Context {
             fs: self.fs.as_ref(),
             dir: &self.dir,
             opts: &self.opts,
             version: &view.version,
-            oldest_snapshot: self.oldest_snapshot(),
+            oldest_snapshot: cutoff,
             new_file_number: &mut new_file_number,
         };
         let outcome = compaction::run(&job, sources, &mut ctx)?;
@@ -52,10 +53,14 @@ impl DbInner {
             let version = versions.log_and_apply(self.fs.as_ref(), outcome.edit)?;
             let _guard = lock(&self.view_change);
             let old = self.view.load();
+            // Readers whose sequence is below the cut-off must not read this version: the
+            // versions they would see may be gone (see `DbInner::read_point`).
+            let floor = old.floor.max(cutoff);
             self.view.store(Arc::new(ReadView {
                 mem: old.mem.clone(),
                 imm: old.imm.clone(),
                 version,
+                floor,
             }));
         }
         let replaced: Vec<_> = if job.is_trivial_move() {

@@ -72,6 +72,7 @@ impl DbInner {
                 mem: old.mem.clone(),
                 imm,
                 version,
+                floor: old.floor,
             }));
         }
         self.remove_obsolete_wals(frozen.next_log);
@@ -169,6 +170,7 @@ pub(crate) fn freeze(
         mem: new_mem,
         imm,
         version: view.version.clone(),
+        floor: view.floor,
     }
 }
 

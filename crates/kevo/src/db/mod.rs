@@ -240,6 +240,9 @@ pub(crate) struct ReadView {
     imm: Vec<FrozenMemTable>,
     /// The live tables.
     version: Arc<Version>,
+    /// Compactions that made `version` dropped versions hidden below this sequence: a read
+    /// at an older (unregistered) sequence must take a newer one.
+    floor: SequenceNumber,
 }
 
 /// What the commit leader owns while it commits; also taken by sync, resume and close.
@@ -523,11 +526,11 @@ impl DbInner {
         self.validate_key(key)?;
         // The sequence first, then the view: every write ≤ the sequence is in a memtable
         // that the later-loaded view still holds.
-        let sequence = match &options.snapshot {
-            Some(snapshot) => snapshot.sequence(),
-            None => self.visible_sequence.load(Ordering::Acquire),
+        let (sequence, view) = match &options.snapshot {
+            // A snapshot is registered: compactions keep what it sees.
+            Some(snapshot) => (snapshot.sequence(), self.view.load_full()),
+            None => self.read_point(),
         };
-        let view = self.view.load();
         for mem in std::iter::once(&view.mem).chain(view.imm.iter().map(|f| &f.mem)) {
             match mem.get(key, sequence) {
                 Some(Lookup::Value(v)) => return Ok(Some(v)),
@@ -552,8 +555,10 @@ impl DbInner {
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
     ) -> DbIter {
-        let sequence = sequence.unwrap_or_else(|| self.visible_sequence.load(Ordering::Acquire));
-        let view = self.view.load_full();
+        let (sequence, view) = match sequence {
+            Some(sequence) => (sequence, self.view.load_full()),
+            None => self.read_point(),
+        };
         let iter = DbIter::new(self.clone(), view, sequence, lower, upper);
         if self.closed.load(Ordering::Acquire) {
             iter.failed(Error::closed())
@@ -562,10 +567,30 @@ impl DbInner {
         }
     }
 
+    /// The sequence number and read view of a read that is not through a snapshot.
+    ///
+    /// The sequence is loaded before the view, so every write at or below it is in the
+    /// view's memtables or tables. A compaction may have finished in between and dropped
+    /// versions hidden below its cut-off (the view's `floor`); such a read retries with a
+    /// newer sequence, which is always at or above every cut-off made so far.
+    fn read_point(&self) -> (SequenceNumber, Arc<ReadView>) {
+        loop {
+            let sequence = self.visible_sequence.load(Ordering::Acquire);
+            let view = self.view.load_full();
+            if sequence >= view.floor {
+                return (sequence, view);
+            }
+        }
+    }
+
     /// Registers a snapshot at the visible sequence number.
     fn snapshot(self: &Arc<Self>) -> Snapshot {
+        // Read and registered under the lock compaction reads the oldest snapshot under, so
+        // no compaction can cut between the two.
+        let mut snapshots = lock(&self.snapshots);
         let sequence = self.visible_sequence.load(Ordering::Acquire);
-        *lock(&self.snapshots).entry(sequence).or_insert(0) += 1;
+        *snapshots.entry(sequence).or_insert(0) += 1;
+        drop(snapshots);
         Snapshot {
             inner: Arc::new(SnapshotHandle {
                 db: self.clone(),

@@ -220,6 +220,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
             mem: Arc::new(parts.mem),
             imm: Vec::new(),
             version,
+            floor: 0,
         }),
         visible_sequence: AtomicU64::new(parts.last_sequence),
         commits: super::CommitQueue::new(),
