@@ -81,6 +81,29 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         "  {found} keys present after reopen, {} deleted keys stay deleted",
         KEYS - found
     );
+    let shape = db.lsm_shape();
+    let levels: Vec<String> = shape
+        .levels
+        .iter()
+        .filter(|l| l.tables > 0)
+        .map(|l| {
+            format!(
+                "L{}: {} tables, {:.1} MiB",
+                l.level,
+                l.tables,
+                l.bytes as f64 / f64::from(1 << 20)
+            )
+        })
+        .collect();
+    println!(
+        "  on disk: {}; in memtables: {:.1} MiB",
+        if levels.is_empty() {
+            "no tables yet".to_string()
+        } else {
+            levels.join(", ")
+        },
+        shape.memtable_bytes as f64 / f64::from(1 << 20)
+    );
     db.close()
 }
 
