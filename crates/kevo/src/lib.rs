@@ -40,7 +40,9 @@ pub mod version;
 pub mod wal;
 
 pub use batch::{BatchEntry, WriteBatch};
-pub use db::{Db, DbIter, LevelShape, LsmShape, ReadOptions, Snapshot, Value};
+pub use db::{
+    Db, DbIter, LevelShape, LsmShape, Metrics, ReadOptions, Snapshot, Transaction, Value,
+};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{
     CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,

@@ -32,6 +32,16 @@ pub(crate) struct PendingWrite {
     wake: Condvar,
     /// Set (after `wait` changed) so a spinning waiter notices without taking the lock.
     signalled: AtomicBool,
+    /// For a transaction: commit only if none of these keys changed after this sequence.
+    pub conflict_check: Option<ConflictCheck>,
+    /// Set by the leader when this write alone is refused (a transaction conflict).
+    rejected: Mutex<Option<Error>>,
+}
+
+/// The keys a transaction read or wrote, and the sequence of its snapshot.
+pub(crate) struct ConflictCheck {
+    pub since: crate::key::SequenceNumber,
+    pub keys: Vec<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -45,6 +55,11 @@ struct Wait {
 impl PendingWrite {
     pub fn take_batch(&self) -> Option<WriteBatch> {
         lock(&self.batch).take()
+    }
+
+    /// Refuses this write alone; the rest of its group goes on.
+    pub fn reject(&self, error: Error) {
+        *lock(&self.rejected) = Some(error);
     }
 
     fn signal(&self, change: impl FnOnce(&mut Wait)) {
@@ -87,6 +102,7 @@ impl CommitQueue {
         &self,
         batch: WriteBatch,
         sync: bool,
+        conflict_check: Option<ConflictCheck>,
         commit_group: impl FnOnce(&[Arc<PendingWrite>]) -> Result<()>,
     ) -> Result<()> {
         let me = Arc::new(PendingWrite {
@@ -96,6 +112,8 @@ impl CommitQueue {
             wait: Mutex::new(Wait::default()),
             wake: Condvar::new(),
             signalled: AtomicBool::new(false),
+            conflict_check,
+            rejected: Mutex::new(None),
         });
         let lead_now = {
             let mut state = lock(&self.state);
@@ -127,19 +145,22 @@ impl CommitQueue {
         // This writer is at the front and leads: nobody else leads until it hands over.
         let group = Self::take_group(&mut lock(&self.state).waiting);
         let result = commit_group(&group);
+        let outcome = |member: &PendingWrite| match (lock(&member.rejected).take(), &result) {
+            (Some(rejected), _) => Err(rejected),
+            (None, Ok(())) => Ok(()),
+            (None, Err(e)) => Err(e.duplicate()),
+        };
         for member in group.iter().skip(1) {
-            let shared = match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(e.duplicate()),
-            };
-            member.signal(|w| w.result = Some(shared));
+            let own = outcome(member);
+            member.signal(|w| w.result = Some(own));
         }
+        let mine = outcome(&me);
         let mut state = lock(&self.state);
         match state.waiting.front() {
             Some(next) => next.signal(|w| w.lead = true),
             None => state.leader_active = false,
         }
-        result
+        mine
     }
 
     /// Takes the leader (at the front) and the writers behind it, up to the byte budget.

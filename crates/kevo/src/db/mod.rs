@@ -13,6 +13,7 @@ mod flush;
 pub(crate) mod iter;
 mod open;
 mod tables;
+mod txn;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +37,7 @@ use flush::FlushState;
 pub use iter::DbIter;
 use std::ops::{Bound, RangeBounds};
 use tables::TableCache;
+pub use txn::Transaction;
 
 /// A value (or key) returned by kevo: a cheaply cloneable, immutable byte buffer.
 pub type Value = Bytes;
@@ -197,6 +199,19 @@ fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>
     (own(range.start_bound()), own(range.end_bound()))
 }
 
+/// A database's numbers (see [`Db::metrics`]). More counters and histograms join as the
+/// metrics layer grows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The shape of the tree.
+    pub lsm: LsmShape,
+    /// Transactions committed.
+    pub transaction_commits: u64,
+    /// Transactions refused at commit for a conflict.
+    pub transaction_conflicts: u64,
+}
+
 /// The shape of the LSM tree at one moment (see [`Db::lsm_shape`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LsmShape {
@@ -289,6 +304,9 @@ pub(crate) struct DbInner {
     compaction_lock: Mutex<()>,
     /// Tables a compaction replaced, deleted once no read view holds them.
     obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
+    /// Transactions committed and refused for a conflict.
+    transaction_commits: AtomicU64,
+    transaction_conflicts: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,7 +370,7 @@ impl Db {
         let inner = &self.inner;
         inner
             .commits
-            .write(batch, options.sync, |group| inner.commit_group(group))
+            .write(batch, options.sync, None, |group| inner.commit_group(group))
     }
 
     /// The value of `key`, or `None` if it is absent or deleted.
@@ -417,6 +435,15 @@ impl Db {
         self.inner.check_open()?;
         self.inner.freeze_for_flush()?;
         self.inner.wait_for_flushes()
+    }
+
+    /// The database's numbers now: the tree's shape and the counters kevo keeps so far.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            lsm: self.lsm_shape(),
+            transaction_commits: self.inner.transaction_commits.load(Ordering::Relaxed),
+            transaction_conflicts: self.inner.transaction_conflicts.load(Ordering::Relaxed),
+        }
     }
 
     /// The shape of the tree now: tables and bytes per level, memtables, live WALs.
@@ -619,7 +646,7 @@ impl DbInner {
         let mut w = lock(&self.writer);
         self.writable()?;
         self.make_room(&mut w)?;
-        let mut batches: Vec<WriteBatch> = group.iter().filter_map(|p| p.take_batch()).collect();
+        let mut batches = self.admit(group)?;
         let entries: u64 = batches.iter().map(|b| b.len() as u64).sum();
         let first = w.last_sequence + 1;
         if w.last_sequence + entries > MAX_SEQUENCE {

@@ -135,6 +135,33 @@ impl TableCache {
     }
 }
 
+impl TableCache {
+    /// The sequence of the newest version of `user_key` in the tables of `version`.
+    pub fn newest_sequence(
+        &self,
+        version: &Version,
+        user_key: &[u8],
+    ) -> Result<Option<SequenceNumber>> {
+        for file in version.files(0) {
+            if covers(file, user_key)
+                && let Some(seq) = self.table(file.number)?.newest_sequence(user_key)?
+            {
+                return Ok(Some(seq));
+            }
+        }
+        for level in 1..version.num_levels() {
+            let files = version.files(level);
+            let i = files.partition_point(|f| key::user_key(&f.largest) < user_key);
+            if let Some(file) = files.get(i).filter(|f| covers(f, user_key))
+                && let Some(seq) = self.table(file.number)?.newest_sequence(user_key)?
+            {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+}
+
 fn covers(file: &FileMeta, user_key: &[u8]) -> bool {
     key::user_key(&file.smallest) <= user_key && user_key <= key::user_key(&file.largest)
 }

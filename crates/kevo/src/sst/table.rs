@@ -194,6 +194,38 @@ impl Table {
         }))
     }
 
+    /// The sequence number of the newest version of `user_key` the table holds, if any.
+    pub fn newest_sequence(&self, user_key: &[u8]) -> Result<Option<SequenceNumber>> {
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.may_contain(user_key))
+        {
+            return Ok(None);
+        }
+        let target = key::seek_key(user_key, key::MAX_SEQUENCE);
+        let mut index = self.index.iter();
+        index.seek(&target);
+        if !index.valid() {
+            return index
+                .status()
+                .map(|()| None)
+                .map_err(|e| e.with_file(&self.path));
+        }
+        let block = self.data_block(index.value(), BlockReads::default())?;
+        let mut entries = block.iter();
+        entries.seek(&target);
+        if !entries.valid() {
+            return entries
+                .status()
+                .map(|()| None)
+                .map_err(|e| e.with_file(&self.path));
+        }
+        Ok(ParsedKey::parse(entries.key())
+            .filter(|p| p.user_key == user_key)
+            .map(|p| p.sequence))
+    }
+
     /// A cursor over every entry of the table.
     #[allow(clippy::iter_not_returning_iterator)] // a seekable cursor, not a std Iterator
     pub fn iter(self: &Arc<Self>) -> TableIter {
