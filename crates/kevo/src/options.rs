@@ -163,6 +163,10 @@ pub struct Options {
     /// Tiered: a full merge is forced when the bytes outside the largest run exceed this
     /// percent of it (bounds space amplification to 1 + this/100). Default 200.
     pub max_space_amplification_percent: u32,
+    /// Run no compaction in the background (`Db::compact` still works): for bulk loads that
+    /// compact once at the end. L0 grows, and writes stall at `l0_stop_trigger`. Default
+    /// `false`.
+    pub disable_auto_compactions: bool,
     /// Threads for flush and compaction. Default 2.
     pub background_threads: usize,
     /// Cap on compaction write bandwidth in bytes per second; `None` for no cap. Default
@@ -218,6 +222,7 @@ impl Default for Options {
             l0_stop_trigger: 36,
             tiered_size_ratio_percent: 1,
             max_space_amplification_percent: 200,
+            disable_auto_compactions: false,
             background_threads: 2,
             compaction_rate_limit: None,
             write_stall_timeout: Some(Duration::from_mins(1)),
@@ -281,6 +286,7 @@ impl Options {
         l0_stop_trigger: usize,
         tiered_size_ratio_percent: u32,
         max_space_amplification_percent: u32,
+        disable_auto_compactions: bool,
         background_threads: usize,
         compaction_rate_limit: Option<u64>,
         write_stall_timeout: Option<Duration>,

@@ -1058,3 +1058,45 @@ fn the_tiered_style_is_refused_until_it_exists() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(listing(&fs, DIR).is_empty(), "nothing was written");
 }
+
+#[test]
+fn l0_tables_slow_writes_then_stop_them_until_compaction_catches_up() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs)
+        .memtable_size(1 << 20)
+        .disable_auto_compactions(true)
+        .l0_compaction_trigger(1)
+        .l0_slowdown_trigger(2)
+        .l0_stop_trigger(3)
+        .write_stall_timeout(Some(Duration::from_millis(100)));
+    let db = Db::open(DIR, opts).unwrap();
+    for i in 0..3u32 {
+        db.put(i.to_be_bytes(), b"v").unwrap();
+        db.flush().unwrap();
+    }
+    let before = db.metrics();
+    assert_eq!(before.lsm.levels[0].tables, 3, "no background compaction");
+    assert_eq!(
+        (before.write_slowdowns, before.write_stalls),
+        (1, 0),
+        "the third write was slowed at 2 L0 tables"
+    );
+    let err = db.put(b"blocked", b"v").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert!(err.to_string().contains("L0"), "{err}");
+    let stalled = db.metrics();
+    assert_eq!(stalled.write_stalls, 1);
+    assert!(
+        stalled.write_stall_micros >= 100_000,
+        "{}",
+        stalled.write_stall_micros
+    );
+    db.compact().unwrap();
+    assert_eq!(db.metrics().lsm.levels[0].tables, 0);
+    db.put(b"after", b"compaction").unwrap();
+    assert_eq!(
+        db.get(b"blocked").unwrap(),
+        None,
+        "the stalled write applied nothing"
+    );
+}

@@ -96,16 +96,50 @@ impl DbInner {
 
     /// Waits until fewer than `max_memtables` memtables are frozen, up to the stall timeout.
     pub(crate) fn wait_for_room(&self) -> Result<()> {
+        self.stall_until(
+            |view| view.imm.len() < self.opts.max_memtables,
+            "memtables wait for flush",
+        )
+    }
+
+    /// Waits until L0 holds fewer than `l0_stop_trigger` tables, up to the stall timeout.
+    pub(crate) fn wait_for_l0(&self) -> Result<()> {
+        self.stall_until(
+            |view| view.version.files(0).len() < self.opts.l0_stop_trigger,
+            "L0 tables wait for compaction",
+        )
+    }
+
+    /// Blocks the writer until `ready` holds for the current view (flushes and compactions
+    /// signal their progress), counting the stall; `Resource` after `write_stall_timeout`.
+    fn stall_until(&self, ready: impl Fn(&ReadView) -> bool, what: &str) -> Result<()> {
+        if ready(&self.view.load()) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
+        let result = self.stall_wait(&ready, what);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats
+            .write_stall_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        result
+    }
+
+    fn stall_wait(&self, ready: &impl Fn(&ReadView) -> bool, what: &str) -> Result<()> {
         let deadline = self.opts.write_stall_timeout.map(|t| Instant::now() + t);
         let mut state = lock(&self.flush_state);
         loop {
-            if self.view.load().imm.len() < self.opts.max_memtables {
+            if ready(&self.view.load()) {
                 return Ok(());
             }
             if let Some(cause) = lock(&self.background_error).as_ref() {
                 return Err(Error::new(
                     cause.kind(),
-                    format!("writes stalled and flush failed: {}", cause.message()),
+                    format!(
+                        "writes stalled ({what}) and background work failed: {}",
+                        cause.message()
+                    ),
                 ));
             }
             if state.stop {
@@ -118,7 +152,7 @@ impl DbInner {
                     None => {
                         return Err(Error::new(
                             ErrorKind::Resource,
-                            "write stalled: memtables wait for flush past write_stall_timeout",
+                            format!("write stalled: {what} past write_stall_timeout"),
                         ));
                     }
                 },
@@ -189,8 +223,8 @@ pub(crate) fn spawn_flush_worker(db: Arc<DbInner>) -> Result<std::thread::JoinHa
                 // Flushes first: they free memory writers may be waiting for.
                 let worked = healthy
                     && match db.flush_oldest().and_then(|flushed| {
-                        if flushed {
-                            Ok(true)
+                        if flushed || db.opts.disable_auto_compactions {
+                            Ok(flushed)
                         } else {
                             db.compact_once(None)
                         }

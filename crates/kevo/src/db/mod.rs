@@ -210,6 +210,12 @@ pub struct Metrics {
     pub transaction_commits: u64,
     /// Transactions refused at commit for a conflict.
     pub transaction_conflicts: u64,
+    /// Commit groups that had to wait (too many frozen memtables or L0 tables).
+    pub write_stalls: u64,
+    /// Microseconds spent in those waits.
+    pub write_stall_micros: u64,
+    /// Commit groups delayed because L0 passed `l0_slowdown_trigger`.
+    pub write_slowdowns: u64,
 }
 
 /// The shape of the LSM tree at one moment (see [`Db::lsm_shape`]).
@@ -304,9 +310,21 @@ pub(crate) struct DbInner {
     compaction_lock: Mutex<()>,
     /// Tables a compaction replaced, deleted once no read view holds them.
     obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
-    /// Transactions committed and refused for a conflict.
+    /// Counters for `Db::metrics`.
+    stats: Stats,
+}
+
+/// How long a commit group waits when L0 is past `l0_slowdown_trigger`.
+const SLOWDOWN_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Counters kept on the hot path: relaxed atomics, read by `Db::metrics`.
+#[derive(Default)]
+pub(crate) struct Stats {
     transaction_commits: AtomicU64,
     transaction_conflicts: AtomicU64,
+    write_stalls: AtomicU64,
+    write_stall_micros: AtomicU64,
+    write_slowdowns: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -441,8 +459,15 @@ impl Db {
     pub fn metrics(&self) -> Metrics {
         Metrics {
             lsm: self.lsm_shape(),
-            transaction_commits: self.inner.transaction_commits.load(Ordering::Relaxed),
-            transaction_conflicts: self.inner.transaction_conflicts.load(Ordering::Relaxed),
+            transaction_commits: self.inner.stats.transaction_commits.load(Ordering::Relaxed),
+            transaction_conflicts: self
+                .inner
+                .stats
+                .transaction_conflicts
+                .load(Ordering::Relaxed),
+            write_stalls: self.inner.stats.write_stalls.load(Ordering::Relaxed),
+            write_stall_micros: self.inner.stats.write_stall_micros.load(Ordering::Relaxed),
+            write_slowdowns: self.inner.stats.write_slowdowns.load(Ordering::Relaxed),
         }
     }
 
@@ -698,6 +723,15 @@ impl DbInner {
     /// Before a commit: if the memtable is full, freeze it (stalling while too many wait
     /// for flush).
     fn make_room(&self, w: &mut WriterState) -> Result<()> {
+        // Too many L0 tables make every read slower: stop writes until compaction catches
+        // up, and slow them down a little before that.
+        let l0 = self.view.load().version.files(0).len();
+        if l0 >= self.opts.l0_stop_trigger {
+            self.wait_for_l0()?;
+        } else if l0 >= self.opts.l0_slowdown_trigger {
+            self.stats.write_slowdowns.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(SLOWDOWN_DELAY);
+        }
         if self.view.load().mem.memory_usage() < self.opts.memtable_size {
             return Ok(());
         }

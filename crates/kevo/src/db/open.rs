@@ -242,8 +242,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
         snapshots: Mutex::new(std::collections::BTreeMap::new()),
         compaction_lock: Mutex::new(()),
         obsolete_tables: Mutex::new(Vec::new()),
-        transaction_commits: AtomicU64::new(0),
-        transaction_conflicts: AtomicU64::new(0),
+        stats: super::Stats::default(),
         opts,
     });
     let worker = spawn_flush_worker(inner.clone())?;

@@ -160,11 +160,13 @@ impl DbInner {
                             show(&key)
                         ),
                     ));
-                    self.transaction_conflicts
+                    self.stats
+                        .transaction_conflicts
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 }
-                self.transaction_commits
+                self.stats
+                    .transaction_commits
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             if checks {
