@@ -30,6 +30,7 @@ pub mod iter;
 pub mod key;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod memtable;
+pub mod metrics;
 mod options;
 pub mod options_file;
 #[doc(hidden)] // internal; public for the benchmarks

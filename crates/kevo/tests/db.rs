@@ -1100,3 +1100,82 @@ fn l0_tables_slow_writes_then_stop_them_until_compaction_catches_up() {
         "the stalled write applied nothing"
     );
 }
+
+#[test]
+fn metrics_count_every_operation_exactly_and_export_as_prometheus_and_json() {
+    let fs = MemFs::new();
+    let db = Db::open(
+        DIR,
+        memfs_options(&fs)
+            .memtable_size(1 << 20)
+            .disable_auto_compactions(true),
+    )
+    .unwrap();
+    for i in 0..10u32 {
+        db.put(format!("k{i}"), b"value").unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    batch.put(b"b1", b"x");
+    batch.put(b"b2", b"y");
+    batch.delete(b"k0");
+    db.write(batch).unwrap();
+    db.delete(b"k1").unwrap();
+    for i in 0..10u32 {
+        db.get(format!("k{i}")).unwrap();
+    }
+    db.get(b"missing").unwrap();
+    db.flush().unwrap();
+    db.compact().unwrap();
+    let m = db.metrics();
+    assert_eq!((m.puts, m.deletes, m.writes), (12, 2, 12));
+    assert_eq!(m.bytes_written, 10 * (2 + 5) + (2 + 1) * 2 + 2 + 2);
+    assert_eq!((m.gets, m.get_hits, m.bytes_read), (11, 8, 8 * 5));
+    assert_eq!(m.commit_groups, 12, "one writer: one group per write");
+    assert_eq!(m.wal_syncs, 12, "SyncMode::Always syncs every group");
+    assert_eq!(m.flushes, 1);
+    assert!(m.compactions >= 1 && m.compaction_bytes_written > 0);
+    assert!(m.write_amplification > 0.0);
+    assert_eq!(m.get_latency.count, 11);
+    assert_eq!(m.write_latency.count, 12);
+    assert!(
+        m.get_latency.p50_nanos <= m.get_latency.p99_nanos
+            && m.get_latency.p99_nanos <= m.get_latency.max_nanos
+    );
+    assert!(m.get_latency.max_nanos > 0);
+
+    let text = m.to_prometheus();
+    let mut samples = 0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            assert!(
+                rest.starts_with("HELP kevo_") || rest.starts_with("TYPE kevo_"),
+                "{line}"
+            );
+            continue;
+        }
+        // name{labels} value, with a name of [a-zA-Z_:][a-zA-Z0-9_:]* and a float value.
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.starts_with("kevo_")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty()
+                    || (labels.starts_with('{') && labels.ends_with('}') && labels.contains("=\"")),
+                "{line}"
+            );
+        }
+        samples += 1;
+    }
+    assert!(samples > 30, "{text}");
+    assert!(text.contains("kevo_puts_total 12\n"), "{text}");
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json["gets"], 11);
+    assert_eq!(json["lsm"]["levels"][0]["tables"], 0);
+}

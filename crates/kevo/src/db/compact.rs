@@ -48,6 +48,11 @@ impl DbInner {
             new_file_number: &mut new_file_number,
         };
         let outcome = compaction::run(&job, sources, &mut ctx)?;
+        crate::metrics::add(&self.stats.compactions, 1);
+        crate::metrics::add(&self.stats.compaction_bytes_written, outcome.bytes_written);
+        if !job.is_trivial_move() {
+            crate::metrics::add(&self.stats.compaction_bytes_read, outcome.bytes_read);
+        }
         {
             let mut versions = lock(&self.versions);
             let version = versions.log_and_apply(self.fs.as_ref(), outcome.edit)?;

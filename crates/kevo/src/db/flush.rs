@@ -47,6 +47,8 @@ impl DbInner {
             cursor.next();
         }
         let info = builder.finish()?;
+        crate::metrics::add(&self.stats.flushes, 1);
+        crate::metrics::add(&self.stats.flush_bytes, info.file_size);
         let meta = crate::compaction::table_meta(number, &info);
         let edit = VersionEdit {
             log_number: Some(frozen.next_log),

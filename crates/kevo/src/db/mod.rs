@@ -28,6 +28,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::fs::{Fs, FsLock};
 use crate::key::{MAX_SEQUENCE, SequenceNumber};
 use crate::memtable::{Lookup, MemTable};
+pub use crate::metrics::Metrics;
+use crate::metrics::{Counters, add, read};
 use crate::options::{Options, SyncMode, WriteOptions};
 use crate::sst::table::{BlockReads, TableLookup};
 use crate::version::set::{Version, VersionSet};
@@ -190,6 +192,14 @@ impl IntoIterator for &Db {
     }
 }
 
+/// Puts, deletes and key+value bytes of a batch.
+fn batch_counts(batch: &WriteBatch) -> (u64, u64, u64) {
+    batch.iter().fold((0, 0, 0), |(p, d, b), e| match e.kind {
+        crate::key::ValueKind::Put => (p + 1, d, b + (e.key.len() + e.value.len()) as u64),
+        crate::key::ValueKind::Delete => (p, d + 1, b + e.key.len() as u64),
+    })
+}
+
 fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let own = |b: Bound<&K>| match b {
         Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
@@ -197,25 +207,6 @@ fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>
         Bound::Unbounded => Bound::Unbounded,
     };
     (own(range.start_bound()), own(range.end_bound()))
-}
-
-/// A database's numbers (see [`Db::metrics`]). More counters and histograms join as the
-/// metrics layer grows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct Metrics {
-    /// The shape of the tree.
-    pub lsm: LsmShape,
-    /// Transactions committed.
-    pub transaction_commits: u64,
-    /// Transactions refused at commit for a conflict.
-    pub transaction_conflicts: u64,
-    /// Commit groups that had to wait (too many frozen memtables or L0 tables).
-    pub write_stalls: u64,
-    /// Microseconds spent in those waits.
-    pub write_stall_micros: u64,
-    /// Commit groups delayed because L0 passed `l0_slowdown_trigger`.
-    pub write_slowdowns: u64,
 }
 
 /// The shape of the LSM tree at one moment (see [`Db::lsm_shape`]).
@@ -311,21 +302,11 @@ pub(crate) struct DbInner {
     /// Tables a compaction replaced, deleted once no read view holds them.
     obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
     /// Counters for `Db::metrics`.
-    stats: Stats,
+    stats: Counters,
 }
 
 /// How long a commit group waits when L0 is past `l0_slowdown_trigger`.
 const SLOWDOWN_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// Counters kept on the hot path: relaxed atomics, read by `Db::metrics`.
-#[derive(Default)]
-pub(crate) struct Stats {
-    transaction_commits: AtomicU64,
-    transaction_conflicts: AtomicU64,
-    write_stalls: AtomicU64,
-    write_stall_micros: AtomicU64,
-    write_slowdowns: AtomicU64,
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent before anything that can panic, so
@@ -386,9 +367,13 @@ impl Db {
             return Ok(());
         }
         let inner = &self.inner;
+        let started = std::time::Instant::now();
+        let (puts, deletes, bytes) = batch_counts(&batch);
         inner
             .commits
-            .write(batch, options.sync, None, |group| inner.commit_group(group))
+            .write(batch, options.sync, None, |group| inner.commit_group(group))?;
+        inner.count_write(puts, deletes, bytes, started);
+        Ok(())
     }
 
     /// The value of `key`, or `None` if it is absent or deleted.
@@ -455,19 +440,45 @@ impl Db {
         self.inner.wait_for_flushes()
     }
 
-    /// The database's numbers now: the tree's shape and the counters kevo keeps so far.
+    /// The database's numbers now: operation counters, latency quantiles, background
+    /// work, stalls, caches and the tree's shape. Serializable (serde);
+    /// [`Metrics::to_prometheus`] renders the Prometheus text format.
     pub fn metrics(&self) -> Metrics {
+        let c = &self.inner.stats;
+        let (block_cache_hits, block_cache_misses) = self.inner.tables.block_cache_counts();
+        let bytes_written = read(&c.bytes_written);
+        let table_bytes_written = read(&c.flush_bytes) + read(&c.compaction_bytes_written);
         Metrics {
             lsm: self.lsm_shape(),
-            transaction_commits: self.inner.stats.transaction_commits.load(Ordering::Relaxed),
-            transaction_conflicts: self
-                .inner
-                .stats
-                .transaction_conflicts
-                .load(Ordering::Relaxed),
-            write_stalls: self.inner.stats.write_stalls.load(Ordering::Relaxed),
-            write_stall_micros: self.inner.stats.write_stall_micros.load(Ordering::Relaxed),
-            write_slowdowns: self.inner.stats.write_slowdowns.load(Ordering::Relaxed),
+            puts: read(&c.puts),
+            deletes: read(&c.deletes),
+            writes: read(&c.writes),
+            bytes_written,
+            gets: read(&c.gets),
+            get_hits: read(&c.get_hits),
+            bytes_read: read(&c.bytes_read),
+            commit_groups: read(&c.commit_groups),
+            wal_syncs: read(&c.wal_syncs),
+            flushes: read(&c.flushes),
+            flush_bytes: read(&c.flush_bytes),
+            compactions: read(&c.compactions),
+            compaction_bytes_read: read(&c.compaction_bytes_read),
+            compaction_bytes_written: read(&c.compaction_bytes_written),
+            write_amplification: if bytes_written == 0 {
+                0.0
+            } else {
+                table_bytes_written as f64 / bytes_written as f64
+            },
+            background_errors: read(&c.background_errors),
+            transaction_commits: read(&c.transaction_commits),
+            transaction_conflicts: read(&c.transaction_conflicts),
+            write_stalls: read(&c.write_stalls),
+            write_stall_micros: read(&c.write_stall_micros),
+            write_slowdowns: read(&c.write_slowdowns),
+            block_cache_hits,
+            block_cache_misses,
+            get_latency: c.get_latency.snapshot(),
+            write_latency: c.write_latency.snapshot(),
         }
     }
 
@@ -574,6 +585,29 @@ impl DbInner {
     }
 
     fn get(&self, key: &[u8], options: &ReadOptions) -> Result<Option<Value>> {
+        let started = std::time::Instant::now();
+        let found = self.lookup(key, options)?;
+        let c = &self.stats;
+        add(&c.gets, 1);
+        if let Some(v) = &found {
+            add(&c.get_hits, 1);
+            add(&c.bytes_read, v.len() as u64);
+        }
+        c.get_latency.record(started.elapsed());
+        Ok(found)
+    }
+
+    /// Records an acknowledged write.
+    fn count_write(&self, puts: u64, deletes: u64, bytes: u64, started: std::time::Instant) {
+        let c = &self.stats;
+        add(&c.writes, 1);
+        add(&c.puts, puts);
+        add(&c.deletes, deletes);
+        add(&c.bytes_written, bytes);
+        c.write_latency.record(started.elapsed());
+    }
+
+    fn lookup(&self, key: &[u8], options: &ReadOptions) -> Result<Option<Value>> {
         self.check_open()?;
         self.validate_key(key)?;
         // The sequence first, then the view: every write ≤ the sequence is in a memtable
@@ -697,6 +731,10 @@ impl DbInner {
             return Err(self.degrade(e));
         }
         let sync = self.opts.sync_mode == SyncMode::Always || group.iter().any(|p| p.sync);
+        add(&self.stats.commit_groups, 1);
+        if sync {
+            add(&self.stats.wal_syncs, 1);
+        }
         if sync && let Err(e) = w.wal.sync() {
             return Err(self.degrade(e));
         }
@@ -766,6 +804,7 @@ impl DbInner {
     fn degrade(&self, cause: Error) -> Error {
         let mut slot = lock(&self.background_error);
         if slot.is_none() {
+            add(&self.stats.background_errors, 1);
             *slot = Some(cause.duplicate());
         }
         cause

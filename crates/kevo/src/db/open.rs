@@ -242,7 +242,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
         snapshots: Mutex::new(std::collections::BTreeMap::new()),
         compaction_lock: Mutex::new(()),
         obsolete_tables: Mutex::new(Vec::new()),
-        stats: super::Stats::default(),
+        stats: crate::metrics::Counters::default(),
         opts,
     });
     let worker = spawn_flush_worker(inner.clone())?;

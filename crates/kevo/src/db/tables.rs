@@ -96,6 +96,13 @@ impl TableCache {
         }
     }
 
+    /// Block cache hits and misses so far.
+    pub fn block_cache_counts(&self) -> (u64, u64) {
+        self.blocks
+            .as_ref()
+            .map_or((0, 0), |b| (b.hits(), b.misses()))
+    }
+
     /// Tables open now.
     #[cfg(test)]
     pub fn open_tables(&self) -> usize {

@@ -130,9 +130,13 @@ impl Transaction {
         let inner = &self.db.inner;
         inner.check_open()?;
         inner.validate_batch(&batch)?;
+        let started = std::time::Instant::now();
+        let (puts, deletes, bytes) = super::batch_counts(&batch);
         inner
             .commits
-            .write(batch, false, Some(check), |group| inner.commit_group(group))
+            .write(batch, false, Some(check), |group| inner.commit_group(group))?;
+        inner.count_write(puts, deletes, bytes, started);
+        Ok(())
     }
 
     /// Discards every buffered write (as dropping the transaction does).
