@@ -25,6 +25,8 @@ pub mod compaction;
 mod db;
 mod error;
 pub mod fs;
+#[doc(hidden)] // entry points for the fuzz targets and the corpus replay test
+pub mod fuzzing;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod iter;
 pub mod key;
