@@ -187,7 +187,7 @@ impl DbIter {
             let user = parsed.user_key.to_vec();
             let entry =
                 (parsed.kind == ValueKind::Put).then(|| Bytes::copy_from_slice(cursor.value()));
-            cursor.seek(&key::seek_key(&user, 0));
+            skip_versions(cursor, &user);
             if !self.above_lower(&user) {
                 continue;
             }
@@ -283,6 +283,19 @@ impl DoubleEndedIterator for DbIter {
             Err(e) => Some(self.fail(e)),
         }
     }
+}
+
+/// Moves `cursor` past the remaining (older) versions of `user`: a few steps forward, as
+/// most keys have one or two versions, then one seek if there are more.
+fn skip_versions(cursor: &mut MergingIter, user: &[u8]) {
+    const STEPS_BEFORE_SEEK: usize = 8;
+    for _ in 0..STEPS_BEFORE_SEEK {
+        cursor.next();
+        if !cursor.valid() || key::user_key(cursor.key()) != user {
+            return;
+        }
+    }
+    cursor.seek(&key::seek_key(user, 0));
 }
 
 /// The bounds of the keys starting with `prefix`.
