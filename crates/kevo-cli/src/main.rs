@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod info;
 mod kv;
@@ -26,6 +27,9 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Measure the engine with LevelDB's db_bench workloads: throughput, latency
+    /// percentiles, write and space amplification (in a temporary database unless --db).
+    Bench(Box<bench::BenchArgs>),
     /// Report on a database directory: its files and the options it was opened with.
     Info {
         /// The database directory.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { dir } => demo::run(dir).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench::run(&args),
         Command::Info { dir } => info::run(&dir).map(|()| ExitCode::SUCCESS),
         Command::Get { dir, key } => kv::get(&dir, &key),
         Command::Put { dir, key, value } => kv::put(&dir, &key, &value).map(|()| ExitCode::SUCCESS),

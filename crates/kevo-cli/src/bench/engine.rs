@@ -1,0 +1,221 @@
+//! The storage engines the benchmark drives, behind one small trait so peers (rocksdb, fjall,
+//! sled, redb) can be added later behind opt-in cargo features without touching the
+//! workloads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kevo::{Db, Error, Options, Result, SyncMode, WriteOptions};
+
+/// What every benchmarked engine offers. Errors are `kevo::Error`s: a peer wraps its own
+/// (`Error::new(ErrorKind::Io, ...).with_source(e)`).
+pub trait Engine: Send + Sync {
+    /// Writes `key`; with `sync`, durable before it returns.
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()>;
+    /// The length of `key`'s value, or `None` if absent. A length, not the value, so an
+    /// engine need not copy.
+    fn get(&self, key: &[u8]) -> Result<Option<usize>>;
+    fn delete(&self, key: &[u8], sync: bool) -> Result<()>;
+    /// Calls `visit` on entries in key order (`reverse`: from the last) until it returns
+    /// `false` or the entries run out.
+    fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()>;
+    /// Calls `visit` on the first entry at or after `key`, if there is one.
+    fn seek(&self, key: &[u8], visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<()>;
+    /// Writes buffered data to tables and waits (so table sizes can be measured).
+    fn flush(&self) -> Result<()>;
+    /// Bytes in the engine's tables now.
+    fn table_bytes(&self) -> Result<u64>;
+    /// Bytes written to tables (flushes and compactions) since the database opened, if the
+    /// engine counts them.
+    fn table_bytes_written(&self) -> Option<u64>;
+    /// Engine-specific figures for the JSON report (the tree's shape, counters).
+    fn stats(&self) -> serde_json::Value;
+    fn close(&self) -> Result<()>;
+}
+
+/// Which engine to benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineKind {
+    Kevo,
+}
+
+/// Tunables the benchmark passes on; `None` keeps the engine's default.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    pub write_buffer_size: Option<usize>,
+    pub cache_size: Option<usize>,
+    pub bloom_bits: Option<u32>,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Kevo => "kevo",
+        }
+    }
+
+    /// Opens (`create`: or creates) the database in `dir`.
+    pub fn open(self, dir: &Path, config: &EngineConfig, create: bool) -> Result<Arc<dyn Engine>> {
+        match self {
+            EngineKind::Kevo => Ok(Arc::new(Kevo::open(dir, config, create)?)),
+        }
+    }
+
+    /// Removes the database in `dir`, refusing a directory that holds files the engine did
+    /// not make (a mistyped `--db` must not cost anyone their files).
+    pub fn destroy(self, dir: &Path) -> Result<()> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("listing the database directory", e).with_file(dir)),
+        };
+        let owns: fn(&str) -> bool = match self {
+            EngineKind::Kevo => kevo_file,
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("listing the database directory", e))?;
+            let name = entry.file_name();
+            if !name.to_str().is_some_and(owns) {
+                return Err(Error::invalid_argument(format!(
+                    "refusing to delete {}: {} holds files that are not a {} database's ({})",
+                    dir.display(),
+                    dir.display(),
+                    self.name(),
+                    name.to_string_lossy()
+                )));
+            }
+        }
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| Error::io("deleting the old database", e).with_file(dir))
+    }
+}
+
+/// Whether `name` has the shape of a file kevo makes.
+fn kevo_file(name: &str) -> bool {
+    let name = name.strip_suffix(".tmp").unwrap_or(name);
+    let numbered = |s: &str| s.len() >= 6 && s.bytes().all(|b| b.is_ascii_digit());
+    matches!(name, "LOCK" | "CURRENT")
+        || name.strip_prefix("MANIFEST-").is_some_and(numbered)
+        || name.strip_prefix("OPTIONS-").is_some_and(numbered)
+        || name.strip_suffix(".wal").is_some_and(numbered)
+        || name.strip_suffix(".sst").is_some_and(numbered)
+}
+
+struct Kevo {
+    db: Db,
+}
+
+impl Kevo {
+    fn open(dir: &Path, config: &EngineConfig, create: bool) -> Result<Self> {
+        // As db_bench: writes are not synced unless the workload asks (--sync, fillsync).
+        let mut options = Options::default()
+            .sync_mode(SyncMode::None)
+            .create_if_missing(create);
+        if let Some(size) = config.write_buffer_size {
+            options = options.memtable_size(size);
+        }
+        if let Some(size) = config.cache_size {
+            options = options.block_cache_size(size);
+        }
+        if let Some(bits) = config.bloom_bits {
+            options = options.bloom_bits_per_key(bits);
+        }
+        Ok(Kevo {
+            db: Db::open(dir, options)?,
+        })
+    }
+}
+
+#[allow(clippy::needless_update)] // stays right when WriteOptions gains fields
+fn write_options(sync: bool) -> WriteOptions {
+    WriteOptions {
+        sync,
+        ..WriteOptions::default()
+    }
+}
+
+impl Engine for Kevo {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()> {
+        self.db.put_opt(key, value, &write_options(sync))
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<usize>> {
+        Ok(self.db.get(key)?.map(|v| v.len()))
+    }
+
+    fn delete(&self, key: &[u8], sync: bool) -> Result<()> {
+        self.db.delete_opt(key, &write_options(sync))
+    }
+
+    fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let mut iter = self.db.iter();
+        loop {
+            let entry = if reverse {
+                iter.next_back()
+            } else {
+                iter.next()
+            };
+            match entry {
+                None => return Ok(()),
+                Some(entry) => {
+                    let (k, v) = entry?;
+                    if !visit(&k, &v) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn seek(&self, key: &[u8], visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<()> {
+        if let Some(entry) = self.db.range(key..).next() {
+            let (k, v) = entry?;
+            visit(&k, &v);
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush()
+    }
+
+    fn table_bytes(&self) -> Result<u64> {
+        Ok(self.db.metrics().lsm.levels.iter().map(|l| l.bytes).sum())
+    }
+
+    fn table_bytes_written(&self) -> Option<u64> {
+        let m = self.db.metrics();
+        Some(m.flush_bytes + m.compaction_bytes_written)
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        serde_json::to_value(self.db.metrics()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn close(&self) -> Result<()> {
+        self.db.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_kevo_shaped_names_are_kevo_files() {
+        for ours in [
+            "LOCK",
+            "CURRENT",
+            "MANIFEST-000001",
+            "OPTIONS-000004",
+            "000012.wal",
+            "000013.sst",
+            "000013.sst.tmp",
+        ] {
+            assert!(kevo_file(ours), "{ours}");
+        }
+        for theirs in ["notes.txt", "12.sst", "MANIFEST-", "x.wal", "CURRENT.bak"] {
+            assert!(!kevo_file(theirs), "{theirs}");
+        }
+    }
+}
