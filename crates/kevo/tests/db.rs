@@ -1179,3 +1179,35 @@ fn metrics_count_every_operation_exactly_and_export_as_prometheus_and_json() {
     assert_eq!(json["gets"], 11);
     assert_eq!(json["lsm"]["levels"][0]["tables"], 0);
 }
+
+#[test]
+fn a_flush_drops_overwritten_versions_unless_a_snapshot_sees_them() {
+    let fs = MemFs::new();
+    let db = Db::open(
+        DIR,
+        memfs_options(&fs)
+            .memtable_size(1 << 20)
+            .disable_auto_compactions(true),
+    )
+    .unwrap();
+    db.put(b"k", b"v1").unwrap();
+    db.put(b"k", b"v2").unwrap();
+    db.put(b"k", b"v3").unwrap();
+    db.delete(b"gone").unwrap();
+    db.flush().unwrap();
+    let entries: u64 = table_properties(&fs).iter().map(|p| p.entries).sum();
+    assert_eq!(
+        entries, 2,
+        "k=v3 and the tombstone (older data may sit below)"
+    );
+
+    db.put(b"s", b"old").unwrap();
+    let snap = db.snapshot();
+    db.put(b"s", b"new").unwrap();
+    db.flush().unwrap();
+    let entries: u64 = table_properties(&fs).iter().map(|p| p.entries).sum();
+    assert_eq!(entries, 4, "both versions of s are kept for the snapshot");
+    assert_eq!(snap.get(b"s").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(db.get(b"s").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v3"[..]));
+}

@@ -12,7 +12,7 @@ use crate::key::SequenceNumber;
 
 impl DbInner {
     /// The oldest sequence number a reader may read at: the oldest snapshot, or now.
-    fn oldest_snapshot(&self) -> SequenceNumber {
+    pub(super) fn oldest_snapshot(&self) -> SequenceNumber {
         let snapshots = lock(&self.snapshots);
         snapshots
             .keys()

@@ -40,10 +40,25 @@ impl DbInner {
             number,
             TableOptions::from(&self.opts),
         )?;
+        // Versions hidden behind a newer version that every reader already sees are not
+        // written (tombstones are: older data may sit in tables below).
+        let cutoff = self.oldest_snapshot();
         let mut cursor = frozen.mem.cursor();
         cursor.seek_to_first();
+        let mut newer: Option<(Vec<u8>, u64)> = None;
         while cursor.valid() {
-            builder.add(cursor.key(), cursor.value())?;
+            let (user, trailer) = crate::key::split(cursor.key());
+            let sequence = trailer >> 8;
+            let shadowed = newer
+                .as_ref()
+                .is_some_and(|(k, s)| k.as_slice() == user && *s <= cutoff);
+            if !shadowed {
+                builder.add(cursor.key(), cursor.value())?;
+            }
+            match &mut newer {
+                Some((k, s)) if k.as_slice() == user => *s = sequence,
+                _ => newer = Some((user.to_vec(), sequence)),
+            }
             cursor.next();
         }
         let info = builder.finish()?;
@@ -74,7 +89,8 @@ impl DbInner {
                 mem: old.mem.clone(),
                 imm,
                 version,
-                floor: old.floor,
+                // Reads below the cut-off retry: versions they need may be gone.
+                floor: old.floor.max(cutoff),
             }));
         }
         self.remove_obsolete_wals(frozen.next_log);
