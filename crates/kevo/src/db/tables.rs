@@ -109,8 +109,7 @@ impl TableCache {
         lock(&self.open).tables.len()
     }
 
-    /// The newest version of `user_key` at `sequence` in the tables of `version`: L0 newest
-    /// first, then one table per deeper level, found by binary search on key ranges.
+    /// The newest version of `user_key` at `sequence` in the tables of `version`.
     pub fn get(
         &self,
         version: &Version,
@@ -118,51 +117,43 @@ impl TableCache {
         sequence: SequenceNumber,
         reads: BlockReads,
     ) -> Result<Option<TableLookup>> {
-        for file in version.files(0) {
-            if covers(file, user_key)
-                && let Some(found) = self
-                    .table(file.number)?
-                    .get_with(user_key, sequence, reads)?
-            {
-                return Ok(Some(found));
-            }
-        }
-        for level in 1..version.num_levels() {
-            let files = version.files(level);
-            let i = files.partition_point(|f| key::user_key(&f.largest) < user_key);
-            if let Some(file) = files.get(i).filter(|f| covers(f, user_key))
-                && let Some(found) = self
-                    .table(file.number)?
-                    .get_with(user_key, sequence, reads)?
-            {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        self.search(version, user_key, |table| {
+            table.get_with(user_key, sequence, reads)
+        })
     }
-}
 
-impl TableCache {
     /// The sequence of the newest version of `user_key` in the tables of `version`.
     pub fn newest_sequence(
         &self,
         version: &Version,
         user_key: &[u8],
     ) -> Result<Option<SequenceNumber>> {
+        self.search(version, user_key, |table| table.newest_sequence(user_key))
+    }
+
+    /// Asks `probe` of each table that may hold `user_key`, newest data first: L0 newest
+    /// first, then one table per deeper level (binary search on key ranges); the first
+    /// answer wins.
+    fn search<T>(
+        &self,
+        version: &Version,
+        user_key: &[u8],
+        probe: impl Fn(&Table) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
         for file in version.files(0) {
             if covers(file, user_key)
-                && let Some(seq) = self.table(file.number)?.newest_sequence(user_key)?
+                && let Some(found) = probe(&*self.table(file.number)?)?
             {
-                return Ok(Some(seq));
+                return Ok(Some(found));
             }
         }
         for level in 1..version.num_levels() {
             let files = version.files(level);
             let i = files.partition_point(|f| key::user_key(&f.largest) < user_key);
             if let Some(file) = files.get(i).filter(|f| covers(f, user_key))
-                && let Some(seq) = self.table(file.number)?.newest_sequence(user_key)?
+                && let Some(found) = probe(&*self.table(file.number)?)?
             {
-                return Ok(Some(seq));
+                return Ok(Some(found));
             }
         }
         Ok(None)

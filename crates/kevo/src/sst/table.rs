@@ -155,6 +155,31 @@ impl Table {
         sequence: SequenceNumber,
         reads: BlockReads,
     ) -> Result<Option<TableLookup>> {
+        let Some(entries) = self.find(user_key, sequence, reads)? else {
+            return Ok(None);
+        };
+        // `find` checked the key parses.
+        let kind = ParsedKey::parse(entries.key()).map_or(ValueKind::Delete, |p| p.kind);
+        Ok(Some(match kind {
+            ValueKind::Put => TableLookup::Value(entries.value_bytes()),
+            ValueKind::Delete => TableLookup::Deleted,
+        }))
+    }
+
+    /// The sequence number of the newest version of `user_key` the table holds, if any.
+    pub fn newest_sequence(&self, user_key: &[u8]) -> Result<Option<SequenceNumber>> {
+        let found = self.find(user_key, key::MAX_SEQUENCE, BlockReads::default())?;
+        Ok(found.and_then(|entries| ParsedKey::parse(entries.key()).map(|p| p.sequence)))
+    }
+
+    /// A block cursor on the newest version of `user_key` with sequence ≤ `sequence`, or
+    /// `None` if the table has none (a lookup the filter rules out reads no block).
+    fn find(
+        &self,
+        user_key: &[u8],
+        sequence: SequenceNumber,
+        reads: BlockReads,
+    ) -> Result<Option<BlockIter>> {
         if self
             .filter
             .as_ref()
@@ -185,45 +210,7 @@ impl Table {
                 Error::corruption("table entry without a valid internal key").with_file(&self.path),
             );
         };
-        if found.user_key != user_key {
-            return Ok(None);
-        }
-        Ok(Some(match found.kind {
-            ValueKind::Put => TableLookup::Value(entries.value_bytes()),
-            ValueKind::Delete => TableLookup::Deleted,
-        }))
-    }
-
-    /// The sequence number of the newest version of `user_key` the table holds, if any.
-    pub fn newest_sequence(&self, user_key: &[u8]) -> Result<Option<SequenceNumber>> {
-        if self
-            .filter
-            .as_ref()
-            .is_some_and(|f| !f.may_contain(user_key))
-        {
-            return Ok(None);
-        }
-        let target = key::seek_key(user_key, key::MAX_SEQUENCE);
-        let mut index = self.index.iter();
-        index.seek(&target);
-        if !index.valid() {
-            return index
-                .status()
-                .map(|()| None)
-                .map_err(|e| e.with_file(&self.path));
-        }
-        let block = self.data_block(index.value(), BlockReads::default())?;
-        let mut entries = block.iter();
-        entries.seek(&target);
-        if !entries.valid() {
-            return entries
-                .status()
-                .map(|()| None)
-                .map_err(|e| e.with_file(&self.path));
-        }
-        Ok(ParsedKey::parse(entries.key())
-            .filter(|p| p.user_key == user_key)
-            .map(|p| p.sequence))
+        Ok((found.user_key == user_key).then_some(entries))
     }
 
     /// A cursor over every entry of the table.
