@@ -1211,3 +1211,74 @@ fn a_flush_drops_overwritten_versions_unless_a_snapshot_sees_them() {
     assert_eq!(db.get(b"s").unwrap().as_deref(), Some(&b"new"[..]));
     assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v3"[..]));
 }
+
+/// Table file names with the smallest user key of each.
+fn tables_by_smallest_key(fs: &MemFs) -> Vec<(String, Vec<u8>)> {
+    listing(fs, DIR)
+        .into_iter()
+        .filter(|n| n.ends_with(".sst"))
+        .map(|n| {
+            let number = n.trim_end_matches(".sst").parse().unwrap();
+            let table =
+                kevo::sst::table::Table::open(fs, &Path::new(DIR).join(&n), number, None).unwrap();
+            let smallest = kevo::key::user_key(&table.properties().smallest_key).to_vec();
+            (n, smallest)
+        })
+        .collect()
+}
+
+#[test]
+fn compact_range_rewrites_only_the_tables_holding_the_range() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs).disable_auto_compactions(true)).unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for i in 0..200u32 {
+        // Incompressible values, so the 1 KiB target cuts the bottom level into many tables.
+        let value: Vec<u8> = (0..30)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        db.put(format!("k{i:03}"), value).unwrap();
+    }
+    db.compact().unwrap();
+    let untouched: Vec<String> = tables_by_smallest_key(&fs)
+        .into_iter()
+        .filter(|(_, smallest)| smallest.as_slice() >= &b"k060"[..])
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        untouched.len() >= 2,
+        "the test needs several bottom tables: {untouched:?} of {:?}",
+        tables_by_smallest_key(&fs)
+    );
+    for i in 0..50u32 {
+        db.delete(format!("k{i:03}")).unwrap();
+    }
+    db.compact_range(&b"k000"[..]..&b"k050"[..]).unwrap();
+    let after: Vec<String> = listing(&fs, DIR)
+        .into_iter()
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    for name in &untouched {
+        assert!(
+            after.contains(name),
+            "{name} holds no key of the range and must not be rewritten"
+        );
+    }
+    let deletions: u64 = table_properties(&fs).iter().map(|p| p.deletions).sum();
+    assert_eq!(
+        deletions, 0,
+        "the range's tombstones reached the bottom and went"
+    );
+    for i in 0..200u32 {
+        assert_eq!(
+            db.get(format!("k{i:03}")).unwrap().is_some(),
+            i >= 50,
+            "k{i:03}"
+        );
+    }
+}

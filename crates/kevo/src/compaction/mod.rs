@@ -91,10 +91,44 @@ pub fn job_for_level(version: &Version, level: usize) -> Job {
     }
 }
 
-/// A job moving all of `level` into `level + 1` (manual full compaction), or rewriting the
-/// last level in place (dropping what no reader can see); `None` if the level is empty.
-pub fn whole_level(version: &Version, level: usize) -> Option<Job> {
-    let sources = version.files(level).to_vec();
+/// A range of user keys for manual compaction.
+pub type UserKeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
+
+/// Whether `file` holds any user key within `range`.
+fn in_range(file: &FileMeta, range: &UserKeyRange) -> bool {
+    use std::ops::Bound;
+    let (smallest, largest) = (key::user_key(&file.smallest), key::user_key(&file.largest));
+    let after_start = match &range.0 {
+        Bound::Included(s) => largest >= s.as_slice(),
+        Bound::Excluded(s) => largest > s.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let before_end = match &range.1 {
+        Bound::Included(e) => smallest <= e.as_slice(),
+        Bound::Excluded(e) => smallest < e.as_slice(),
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
+}
+
+/// A job moving `level`'s tables that hold keys in `range` (all of them for `None`) into
+/// `level + 1`, or rewriting them in place on the last level (dropping what no reader can
+/// see); `None` if there are none. On L0, where tables overlap, it takes every table as
+/// soon as one is in range: moving a newer L0 table below an older one would let the older
+/// one shadow it.
+pub fn whole_level(version: &Version, level: usize, range: Option<&UserKeyRange>) -> Option<Job> {
+    let files = version.files(level);
+    let sources: Vec<Arc<FileMeta>> = match range {
+        None => files.to_vec(),
+        Some(r) if level == 0 => {
+            if files.iter().any(|f| in_range(f, r)) {
+                files.to_vec()
+            } else {
+                Vec::new()
+            }
+        }
+        Some(r) => files.iter().filter(|f| in_range(f, r)).cloned().collect(),
+    };
     if sources.is_empty() {
         return None;
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{DbInner, ReadView, lock};
-use crate::compaction::{self, Context};
+use crate::compaction::{self, Context, UserKeyRange};
 use crate::error::Result;
 use crate::iter::merge::Source;
 use crate::key::SequenceNumber;
@@ -23,14 +23,17 @@ impl DbInner {
 
     /// Runs the picker's most urgent job (`level` `None`), or moves all of `level` down;
     /// returns whether anything ran.
-    pub(crate) fn compact_once(&self, level: Option<usize>) -> Result<bool> {
+    pub(crate) fn compact_once(
+        &self,
+        level: Option<(usize, Option<&UserKeyRange>)>,
+    ) -> Result<bool> {
         // One compaction at a time: the background worker and `Db::compact` share this. The
         // job is chosen under it, from the current version, so it is never stale.
         let _running = lock(&self.compaction_lock);
         let view = self.view.load_full();
         let job = match level {
             None => compaction::pick(&view.version, &self.opts),
-            Some(level) => compaction::whole_level(&view.version, level),
+            Some((level, range)) => compaction::whole_level(&view.version, level, range),
         };
         let Some(job) = job else { return Ok(false) };
         let mut sources: Vec<Source> = Vec::new();
@@ -101,12 +104,12 @@ impl DbInner {
 
     /// `Db::compact`: flushes, then moves every level down into the next and rewrites the
     /// last.
-    pub(crate) fn compact_all(&self) -> Result<()> {
+    pub(crate) fn compact_all(&self, range: Option<&UserKeyRange>) -> Result<()> {
         self.freeze_for_flush()?;
         self.wait_for_flushes()?;
         let levels = self.view.load().version.num_levels();
         for level in 0..levels {
-            self.compact_once(Some(level))?;
+            self.compact_once(Some((level, range)))?;
         }
         Ok(())
     }

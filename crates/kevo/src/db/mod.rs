@@ -430,7 +430,16 @@ impl Db {
     pub fn compact(&self) -> Result<()> {
         self.inner.check_open()?;
         self.inner.writable()?;
-        self.inner.compact_all()
+        self.inner.compact_all(None)
+    }
+
+    /// As [`Db::compact`], for the tables holding keys within `range` only (and what they
+    /// overlap below). Waits.
+    pub fn compact_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<()> {
+        self.inner.check_open()?;
+        self.inner.writable()?;
+        let range = owned_bounds(&range);
+        self.inner.compact_all(Some(&range))
     }
 
     /// Writes the memtable to a table and waits until every frozen memtable is flushed.

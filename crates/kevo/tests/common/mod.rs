@@ -11,11 +11,15 @@ use kevo::{Db, Options, WriteBatch};
 /// The database directory used on MemFs.
 pub const DIR: &str = "/db";
 
-/// Options for a database on `fs`, with a tiny memtable so WAL rotation happens often.
+/// Options for a database on `fs`, with a tiny memtable and tiny tables so WAL rotation,
+/// flushes and compactions (with several output tables) happen often.
 pub fn memfs_options(fs: &MemFs) -> Options {
     Options::default()
         .fs(Arc::new(fs.clone()))
         .memtable_size(1 << 10)
+        .target_file_size(1 << 10)
+        .l0_compaction_trigger(2)
+        .block_size(256)
 }
 
 /// One operation of a workload.
