@@ -923,19 +923,23 @@ fn a_write_stalled_behind_flushes_fails_with_resource_after_the_timeout() {
     db.put(b"after", b"the stall").unwrap();
 }
 
-/// The tables in the directory and their properties.
-fn table_properties(fs: &MemFs) -> Vec<kevo::sst::properties::TableProperties> {
+/// The tables in the directory: file name and properties.
+fn tables(fs: &MemFs) -> Vec<(String, kevo::sst::properties::TableProperties)> {
     listing(fs, DIR)
         .into_iter()
         .filter(|n| n.ends_with(".sst"))
         .map(|n| {
             let number = n.trim_end_matches(".sst").parse().unwrap();
-            kevo::sst::table::Table::open(fs, &Path::new(DIR).join(&n), number, None)
-                .unwrap()
-                .properties()
-                .clone()
+            let table =
+                kevo::sst::table::Table::open(fs, &Path::new(DIR).join(&n), number, None).unwrap();
+            (n, table.properties().clone())
         })
         .collect()
+}
+
+/// The properties of every table in the directory.
+fn table_properties(fs: &MemFs) -> Vec<kevo::sst::properties::TableProperties> {
+    tables(fs).into_iter().map(|(_, p)| p).collect()
 }
 
 #[test]
@@ -1214,16 +1218,9 @@ fn a_flush_drops_overwritten_versions_unless_a_snapshot_sees_them() {
 
 /// Table file names with the smallest user key of each.
 fn tables_by_smallest_key(fs: &MemFs) -> Vec<(String, Vec<u8>)> {
-    listing(fs, DIR)
+    tables(fs)
         .into_iter()
-        .filter(|n| n.ends_with(".sst"))
-        .map(|n| {
-            let number = n.trim_end_matches(".sst").parse().unwrap();
-            let table =
-                kevo::sst::table::Table::open(fs, &Path::new(DIR).join(&n), number, None).unwrap();
-            let smallest = kevo::key::user_key(&table.properties().smallest_key).to_vec();
-            (n, smallest)
-        })
+        .map(|(n, p)| (n, kevo::key::user_key(&p.smallest_key).to_vec()))
         .collect()
 }
 
