@@ -133,6 +133,7 @@ pub(crate) struct Counters {
     pub compactions: AtomicU64,
     pub compaction_bytes_read: AtomicU64,
     pub compaction_bytes_written: AtomicU64,
+    pub compaction_throttled_micros: AtomicU64,
     pub background_errors: AtomicU64,
     pub transaction_commits: AtomicU64,
     pub transaction_conflicts: AtomicU64,
@@ -141,6 +142,62 @@ pub(crate) struct Counters {
     pub write_slowdowns: AtomicU64,
     pub get_latency: Histogram,
     pub write_latency: Histogram,
+}
+
+/// Work done writing tables into one level: flushes (L0) and compactions whose output went
+/// there.
+#[derive(Default)]
+pub(crate) struct LevelCounters {
+    pub compactions: AtomicU64,
+    /// Input bytes from shallower levels (what moved into this level).
+    pub bytes_in: AtomicU64,
+    /// Input bytes that were already in this level (rewritten to merge with the new ones).
+    pub bytes_rewritten: AtomicU64,
+    pub bytes_written: AtomicU64,
+    pub micros: AtomicU64,
+}
+
+/// A copy of one level's [`LevelCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct LevelWork {
+    pub compactions: u64,
+    pub bytes_in: u64,
+    pub bytes_rewritten: u64,
+    pub bytes_written: u64,
+    pub micros: u64,
+}
+
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl LevelCounters {
+    /// A flush into L0: nothing read from a table.
+    pub fn record_flush(&self, bytes_written: u64, elapsed: Duration) {
+        add(&self.compactions, 1);
+        add(&self.bytes_written, bytes_written);
+        add(&self.micros, micros(elapsed));
+    }
+
+    /// A compaction (trivial moves included: they move bytes in and write none).
+    pub fn record_compaction(&self, work: LevelWork, elapsed: Duration) {
+        add(&self.compactions, 1);
+        add(&self.bytes_in, work.bytes_in);
+        add(&self.bytes_rewritten, work.bytes_rewritten);
+        add(&self.bytes_written, work.bytes_written);
+        add(&self.micros, micros(elapsed));
+    }
+
+    /// The counters now.
+    pub fn read(&self) -> LevelWork {
+        LevelWork {
+            compactions: read(&self.compactions),
+            bytes_in: read(&self.bytes_in),
+            bytes_rewritten: read(&self.bytes_rewritten),
+            bytes_written: read(&self.bytes_written),
+            micros: read(&self.micros),
+        }
+    }
 }
 
 /// Adds `n` to a counter.
@@ -247,6 +304,8 @@ pub struct Metrics {
     pub compaction_bytes_read: u64,
     /// Bytes of tables written by compactions.
     pub compaction_bytes_written: u64,
+    /// Microseconds compactions waited for the rate limiter.
+    pub compaction_throttled_micros: u64,
     /// Table bytes written (flush + compaction) per byte the user wrote.
     pub write_amplification: f64,
     /// Failures that made the database read-only.
@@ -299,7 +358,7 @@ impl Metrics {
     }
 
     /// Every counter: name (without prefix), value, help text.
-    fn counter_samples(&self) -> [(&'static str, u64, &'static str); 22] {
+    fn counter_samples(&self) -> [(&'static str, u64, &'static str); 23] {
         [
             ("puts_total", self.puts, "Puts applied."),
             ("deletes_total", self.deletes, "Deletes applied."),
@@ -346,6 +405,11 @@ impl Metrics {
                 "compaction_written_bytes_total",
                 self.compaction_bytes_written,
                 "Bytes written by compactions.",
+            ),
+            (
+                "compaction_throttled_microseconds_total",
+                self.compaction_throttled_micros,
+                "Time compactions waited for the rate limiter.",
             ),
             (
                 "background_errors_total",
@@ -417,23 +481,49 @@ impl Metrics {
     }
 
     fn render_shape(&self, out: &mut String) {
-        header(out, "kevo_level_tables", "gauge", "Tables per level.");
-        for level in &self.lsm.levels {
-            sample(
-                out,
-                "kevo_level_tables",
-                &format!("{{level=\"{}\"}}", level.level),
-                level.tables,
-            );
-        }
-        header(out, "kevo_level_bytes", "gauge", "Bytes per level.");
-        for level in &self.lsm.levels {
-            sample(
-                out,
-                "kevo_level_bytes",
-                &format!("{{level=\"{}\"}}", level.level),
-                level.bytes,
-            );
+        type Field = fn(&crate::db::LevelShape) -> u64;
+        let per_level: [(&str, &str, &str, Field); 7] = [
+            ("kevo_level_tables", "gauge", "Tables per level.", |l| {
+                l.tables as u64
+            }),
+            ("kevo_level_bytes", "gauge", "Bytes per level.", |l| l.bytes),
+            (
+                "kevo_level_compactions_total",
+                "counter",
+                "Flushes (L0) or compactions that wrote into the level.",
+                |l| l.compactions,
+            ),
+            (
+                "kevo_level_compaction_in_bytes_total",
+                "counter",
+                "Bytes compactions moved into the level from above.",
+                |l| l.bytes_in,
+            ),
+            (
+                "kevo_level_compaction_rewritten_bytes_total",
+                "counter",
+                "Bytes of the level compactions read to rewrite.",
+                |l| l.bytes_rewritten,
+            ),
+            (
+                "kevo_level_written_bytes_total",
+                "counter",
+                "Bytes of tables flushes or compactions wrote into the level.",
+                |l| l.bytes_written,
+            ),
+            (
+                "kevo_level_compaction_microseconds_total",
+                "counter",
+                "Time flushes or compactions into the level took.",
+                |l| l.compaction_micros,
+            ),
+        ];
+        for (name, kind, help, field) in per_level {
+            header(out, name, kind, help);
+            for level in &self.lsm.levels {
+                let labels = format!("{{level=\"{}\"}}", level.level);
+                sample(out, name, &labels, field(level));
+            }
         }
         for (name, value, help) in [
             (

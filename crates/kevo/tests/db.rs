@@ -1052,18 +1052,6 @@ fn an_overwrite_workload_keeps_disk_use_near_the_live_data() {
 }
 
 #[test]
-fn the_tiered_style_is_refused_until_it_exists() {
-    let fs = MemFs::new();
-    let err = Db::open(
-        DIR,
-        memfs_options(&fs).compaction_style(kevo::CompactionStyle::Tiered),
-    )
-    .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(listing(&fs, DIR).is_empty(), "nothing was written");
-}
-
-#[test]
 fn l0_tables_slow_writes_then_stop_them_until_compaction_catches_up() {
     let fs = MemFs::new();
     let opts = memfs_options(&fs)

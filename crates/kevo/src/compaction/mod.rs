@@ -1,32 +1,54 @@
-//! Compaction: which tables to merge (the picker, leveled) and merging them (the job).
+//! Compaction: which tables to merge (the pickers, [`leveled`] and [`tiered`]) and merging
+//! them ([`job`]).
 //!
-//! Policy and execution are apart: [`pick`] looks only at a [`Version`] and the options;
-//! [`run`] merges the inputs it is given, keeps what a reader may still see, and writes the
-//! outputs. The Db commits the result in one version edit.
+//! Policy and execution are apart: a picker looks only at a [`Version`], the options and
+//! the set of tables other compactions are busy with; [`job::run`] merges the inputs it is
+//! given, keeps what a reader may still see, and writes the outputs. The Db commits the
+//! result in one version edit and schedules the work ([`rate_limiter`] paces it).
+//!
+//! Whatever the picker, a job keeps one rule that makes results correct: every table
+//! holding a newer version of a key than some input lies above the output level, and every
+//! table holding an older one lies below it (or is an input).
 
-use std::path::Path;
+pub mod job;
+pub mod leveled;
+pub mod rate_limiter;
+pub mod tiered;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::fs::Fs;
-use crate::iter::InternalIterator;
-use crate::iter::merge::{MergingIter, Source};
-use crate::key::{self, ParsedKey, SequenceNumber, ValueKind};
-use crate::options::Options;
-use crate::sst::builder::{TableBuilder, TableInfo, TableOptions};
-use crate::version::edit::{FileMeta, VersionEdit};
+use crate::key;
+use crate::options::{CompactionStyle, Options};
+use crate::sst::builder::TableInfo;
+use crate::version::edit::FileMeta;
 use crate::version::set::Version;
 
-/// A compaction to run: `inputs[0]` from `level`, `inputs[1]` from `level + 1`, outputs to
-/// `output` (`level + 1`, or `level` itself when the last level is rewritten).
+pub use job::{Context, Outcome, run};
+
+/// The tables of one level that a job merges.
+#[derive(Debug, Clone)]
+pub struct LevelInputs {
+    /// The level they are in.
+    pub level: usize,
+    /// The tables.
+    pub files: Vec<Arc<FileMeta>>,
+}
+
+/// A compaction to run: merge `inputs` (from one or more levels, newest level first) into
+/// new tables on `output`.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// The level the compaction starts from.
+    /// The level the compaction starts from (the one the picker scored).
     pub level: usize,
-    /// Tables of `level` and of `level + 1` that overlap them.
-    pub inputs: [Vec<Arc<FileMeta>>; 2],
-    /// The level outputs go to.
+    /// What is merged, by level, shallowest first.
+    pub inputs: Vec<LevelInputs>,
+    /// The level outputs go to: at least as deep as every input.
     pub output: usize,
+    /// Tables of the level below `output` that the job's key range overlaps: outputs are
+    /// cut early so no output overlaps too many of them (a later compaction of it would
+    /// rewrite them all).
+    pub grandparents: Vec<Arc<FileMeta>>,
 }
 
 impl Job {
@@ -35,59 +57,72 @@ impl Job {
         self.output
     }
 
-    /// Whether the job can move one table down without rewriting it.
+    /// Whether the job can move its one table down without rewriting it.
     pub fn is_trivial_move(&self) -> bool {
-        self.inputs[0].len() == 1 && self.inputs[1].is_empty() && self.output != self.level
+        let mut files = self.all_inputs();
+        files.next().is_some()
+            && files.next().is_none()
+            && self
+                .inputs
+                .iter()
+                .all(|i| i.files.is_empty() || i.level != self.output)
     }
 
     /// Every input table.
     pub fn all_inputs(&self) -> impl Iterator<Item = &Arc<FileMeta>> {
-        self.inputs.iter().flatten()
+        self.inputs.iter().flat_map(|i| i.files.iter())
+    }
+
+    /// Every input table with its level.
+    pub fn inputs_by_level(&self) -> impl Iterator<Item = (usize, &Arc<FileMeta>)> {
+        self.inputs
+            .iter()
+            .flat_map(|i| i.files.iter().map(move |f| (i.level, f)))
+    }
+
+    /// Builds a job from `level`'s `sources` into `output`, adding the tables of `output`
+    /// they overlap and noting the grandparents.
+    fn into_level(
+        version: &Version,
+        level: usize,
+        sources: Vec<Arc<FileMeta>>,
+        output: usize,
+    ) -> Job {
+        let mut inputs = vec![LevelInputs {
+            level,
+            files: sources,
+        }];
+        if output != level {
+            let below = overlapping(version, output, &inputs[0].files);
+            inputs.push(LevelInputs {
+                level: output,
+                files: below,
+            });
+        }
+        let all: Vec<Arc<FileMeta>> = inputs.iter().flat_map(|i| i.files.clone()).collect();
+        let grandparents = if output + 1 < version.num_levels() {
+            overlapping(version, output + 1, &all)
+        } else {
+            Vec::new()
+        };
+        Job {
+            level,
+            inputs,
+            output,
+            grandparents,
+        }
     }
 }
 
-/// The byte target of `level` (≥ 1): L1 holds `l0_compaction_trigger` tables' worth, each
-/// deeper level `level_size_ratio` times more.
-pub fn level_target(opts: &Options, level: usize) -> u64 {
-    let base = opts
-        .target_file_size
-        .saturating_mul(opts.l0_compaction_trigger as u64);
-    let ratio = u64::from(opts.level_size_ratio);
-    (1..level).fold(base, |target, _| target.saturating_mul(ratio))
-}
+/// The table numbers that running compactions hold: a picker never hands them out again.
+pub type Busy = HashSet<u64>;
 
-/// How urgent compacting `level` is: ≥ 1 means over its trigger or target.
-pub fn score(version: &Version, opts: &Options, level: usize) -> f64 {
-    if level == 0 {
-        return version.files(0).len() as f64 / opts.l0_compaction_trigger as f64;
-    }
-    let bytes: u64 = version.files(level).iter().map(|f| f.size).sum();
-    bytes as f64 / level_target(opts, level) as f64
-}
-
-/// The most urgent compaction, if any level is over its trigger. The last level is never a
-/// source.
-pub fn pick(version: &Version, opts: &Options) -> Option<Job> {
-    let last = version.num_levels().saturating_sub(1);
-    let (level, best) = (0..last)
-        .map(|l| (l, score(version, opts, l)))
-        .max_by(|a, b| a.1.total_cmp(&b.1))?;
-    (best >= 1.0).then(|| job_for_level(version, level))
-}
-
-/// A job compacting `level` into `level + 1`: every L0 table (they overlap each other), or
-/// the deeper level's table holding the smallest keys, plus what overlaps them below.
-pub fn job_for_level(version: &Version, level: usize) -> Job {
-    let sources: Vec<Arc<FileMeta>> = if level == 0 {
-        version.files(0).to_vec()
-    } else {
-        version.files(level).iter().take(1).cloned().collect()
-    };
-    let below = overlapping(version, level + 1, &sources);
-    Job {
-        level,
-        inputs: [sources, below],
-        output: level + 1,
+/// The most urgent compaction under `opts.compaction_style`, avoiding `busy` tables; `None`
+/// when nothing needs compacting (or what does is busy).
+pub fn pick(version: &Version, opts: &Options, busy: &Busy) -> Option<Job> {
+    match opts.compaction_style {
+        CompactionStyle::Leveled => leveled::pick(version, opts, busy),
+        CompactionStyle::Tiered => tiered::pick(version, opts, busy),
     }
 }
 
@@ -115,7 +150,7 @@ fn in_range(file: &FileMeta, range: &UserKeyRange) -> bool {
 /// `level + 1`, or rewriting them in place on the last level (dropping what no reader can
 /// see); `None` if there are none. On L0, where tables overlap, it takes every table as
 /// soon as one is in range: moving a newer L0 table below an older one would let the older
-/// one shadow it.
+/// one shadow it. Works for both styles: each level below L0 is one sorted run.
 pub fn whole_level(version: &Version, level: usize, range: Option<&UserKeyRange>) -> Option<Job> {
     let files = version.files(level);
     let sources: Vec<Arc<FileMeta>> = match range {
@@ -132,27 +167,20 @@ pub fn whole_level(version: &Version, level: usize, range: Option<&UserKeyRange>
     if sources.is_empty() {
         return None;
     }
-    if level + 1 >= version.num_levels() {
-        return Some(Job {
-            level,
-            inputs: [sources, Vec::new()],
-            output: level,
-        });
-    }
-    let below = overlapping(version, level + 1, &sources);
-    Some(Job {
-        level,
-        inputs: [sources, below],
-        output: level + 1,
-    })
+    let output = (level + 1).min(version.num_levels() - 1);
+    Some(Job::into_level(version, level, sources, output))
 }
 
-/// The tables of `level` whose user-key ranges overlap any of `files`.
+/// The smallest and largest user keys of `files`.
+fn user_key_hull(files: &[Arc<FileMeta>]) -> Option<(&[u8], &[u8])> {
+    let lo = files.iter().map(|f| key::user_key(&f.smallest)).min()?;
+    let hi = files.iter().map(|f| key::user_key(&f.largest)).max()?;
+    Some((lo, hi))
+}
+
+/// The tables of `level` whose user-key ranges overlap the hull of `files`.
 fn overlapping(version: &Version, level: usize, files: &[Arc<FileMeta>]) -> Vec<Arc<FileMeta>> {
-    let Some(lo) = files.iter().map(|f| key::user_key(&f.smallest)).min() else {
-        return Vec::new();
-    };
-    let Some(hi) = files.iter().map(|f| key::user_key(&f.largest)).max() else {
+    let Some((lo, hi)) = user_key_hull(files) else {
         return Vec::new();
     };
     version
@@ -163,117 +191,9 @@ fn overlapping(version: &Version, level: usize, files: &[Arc<FileMeta>]) -> Vec<
         .collect()
 }
 
-/// Whether no level below `output_level` can hold `user_key` (a tombstone for it can go).
-fn is_bottom_for(version: &Version, output_level: usize, user_key: &[u8]) -> bool {
-    (output_level + 1..version.num_levels()).all(|level| {
-        version
-            .files(level)
-            .iter()
-            .all(|f| user_key < key::user_key(&f.smallest) || user_key > key::user_key(&f.largest))
-    })
-}
-
-/// What a compaction produced.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// The edit to commit: inputs deleted, outputs added.
-    pub edit: VersionEdit,
-    /// Bytes read from the inputs and written to the outputs.
-    pub bytes_read: u64,
-    /// Bytes written.
-    pub bytes_written: u64,
-    /// Entries dropped (shadowed versions and tombstones no one can see).
-    pub dropped: u64,
-}
-
-/// Everything a compaction needs besides its inputs.
-pub struct Context<'a> {
-    /// The file system.
-    pub fs: &'a dyn Fs,
-    /// The database directory.
-    pub dir: &'a Path,
-    /// The database's options (table format, output size).
-    pub opts: &'a Options,
-    /// The version the inputs come from.
-    pub version: &'a Version,
-    /// The oldest sequence number any reader may still read at.
-    pub oldest_snapshot: SequenceNumber,
-    /// Hands out file numbers for the outputs.
-    pub new_file_number: &'a mut dyn FnMut() -> u64,
-}
-
-/// Runs `job`: merges its inputs (opened from `sources`), keeping the newest version of each
-/// key plus every version a snapshot at or after `oldest_snapshot` can see, dropping
-/// tombstones no lower level can be hiding data behind, and cutting outputs at
-/// `target_file_size` on user-key boundaries.
-pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Outcome> {
-    let mut outcome = Outcome::default();
-    let output_level = job.output_level();
-    for (i, files) in job.inputs.iter().enumerate() {
-        for f in files {
-            outcome.edit.deleted_files.push((job.level + i, f.number));
-            outcome.bytes_read += f.size;
-        }
-    }
-    if job.is_trivial_move() {
-        outcome
-            .edit
-            .new_files
-            .push((output_level, FileMeta::clone(&job.inputs[0][0])));
-        return Ok(outcome);
-    }
-    let mut merged = MergingIter::new(sources);
-    merged.seek_to_first();
-    let mut output: Option<(u64, TableBuilder<'_>)> = None;
-    let mut last_user: Option<Vec<u8>> = None;
-    // Sequence of the newer entry of the same user key, if one was seen.
-    let mut newer_sequence: Option<SequenceNumber> = None;
-    while merged.valid() {
-        let Some(parsed) = ParsedKey::parse(merged.key()) else {
-            return Err(crate::Error::corruption(
-                "compaction input holds an invalid internal key",
-            ));
-        };
-        let new_user = last_user.as_deref() != Some(parsed.user_key);
-        if new_user {
-            // Cut the output only between user keys, so no key spans two tables of a level.
-            if output
-                .as_ref()
-                .is_some_and(|(_, b)| b.estimated_size() >= ctx.opts.target_file_size)
-            {
-                finish_output(output.take(), output_level, &mut outcome)?;
-            }
-            last_user = Some(parsed.user_key.to_vec());
-            newer_sequence = None;
-        }
-        // A version is invisible to everyone when a newer version of its key is already
-        // visible to the oldest reader.
-        let shadowed = newer_sequence.is_some_and(|newer| newer <= ctx.oldest_snapshot);
-        let dead_tombstone = parsed.kind == ValueKind::Delete
-            && parsed.sequence <= ctx.oldest_snapshot
-            && is_bottom_for(ctx.version, output_level, parsed.user_key);
-        newer_sequence = Some(parsed.sequence);
-        if shadowed || dead_tombstone {
-            outcome.dropped += 1;
-        } else {
-            if output.is_none() {
-                let number = (ctx.new_file_number)();
-                let path = ctx.dir.join(format!("{number:06}.sst"));
-                output = Some((
-                    number,
-                    TableBuilder::create(ctx.fs, &path, number, TableOptions::from(ctx.opts))?,
-                ));
-            }
-            if let Some((_, builder)) = output.as_mut() {
-                builder.add(merged.key(), merged.value())?;
-            }
-        }
-        merged.next();
-    }
-    merged.status()?;
-    finish_output(output.take(), output_level, &mut outcome)?;
-    outcome.bytes_written = outcome.edit.new_files.iter().map(|(_, f)| f.size).sum();
-    Ok(outcome)
+/// The total size of `files`.
+fn total_size(files: &[Arc<FileMeta>]) -> u64 {
+    files.iter().map(|f| f.size).sum()
 }
 
 /// The manifest's description of table `number`, from what its builder reported.
@@ -288,18 +208,38 @@ pub fn table_meta(number: u64, info: &TableInfo) -> FileMeta {
     }
 }
 
-fn finish_output(
-    output: Option<(u64, TableBuilder<'_>)>,
-    level: usize,
-    outcome: &mut Outcome,
-) -> Result<()> {
-    let Some((number, builder)) = output else {
-        return Ok(());
-    };
-    let info = builder.finish()?;
-    outcome
-        .edit
-        .new_files
-        .push((level, table_meta(number, &info)));
-    Ok(())
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Versions built by hand for picker tests.
+
+    use crate::key::{ValueKind, append_internal_key};
+    use crate::version::edit::{FileMeta, VersionEdit};
+    use crate::version::set::Version;
+
+    fn ikey(user: &str, sequence: u64) -> Vec<u8> {
+        let mut k = Vec::new();
+        append_internal_key(&mut k, user.as_bytes(), sequence, ValueKind::Put);
+        k
+    }
+
+    /// Table `number` holding `from..=to` in `size` bytes; its sequence is its number.
+    pub fn meta(number: u64, from: &str, to: &str, size: u64) -> FileMeta {
+        FileMeta {
+            number,
+            size,
+            smallest: ikey(from, number),
+            largest: ikey(to, number),
+            min_sequence: number,
+            max_sequence: number,
+        }
+    }
+
+    /// A seven-level version holding `files`.
+    pub fn version(files: Vec<(usize, FileMeta)>) -> Version {
+        let edit = VersionEdit {
+            new_files: files,
+            ..VersionEdit::default()
+        };
+        Version::empty(7).apply(&edit).expect("a valid layout")
+    }
 }

@@ -1,14 +1,18 @@
-//! Compaction in the running database: pick or take a job, run it, commit its edit, swap the
-//! new version in, and delete input tables once no reader holds them.
+//! Compaction in the running database: run a job, commit its edit, swap the new version
+//! in, and delete input tables once no reader holds them. Scheduling is in
+//! [`super::background`].
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use super::{DbInner, ReadView, lock};
-use crate::compaction::{self, Context, UserKeyRange};
+use crate::compaction::{self, Context, Job, UserKeyRange};
 use crate::error::Result;
 use crate::iter::merge::Source;
 use crate::key::SequenceNumber;
+use crate::metrics::LevelWork;
+use crate::version::set::Version;
 
 impl DbInner {
     /// The oldest sequence number a reader may read at: the oldest snapshot, or now.
@@ -21,21 +25,10 @@ impl DbInner {
             .unwrap_or_else(|| self.visible_sequence.load(Ordering::Acquire))
     }
 
-    /// Runs the picker's most urgent job (`level` `None`), or moves all of `level` down;
-    /// returns whether anything ran.
-    pub(crate) fn compact_once(
-        &self,
-        level: Option<(usize, Option<&UserKeyRange>)>,
-    ) -> Result<bool> {
-        // One compaction at a time: the background worker and `Db::compact` share this. The
-        // job is chosen under it, from the current version, so it is never stale.
-        let _running = lock(&self.compaction_lock);
-        let view = self.view.load_full();
-        let job = match level {
-            None => compaction::pick(&view.version, &self.opts),
-            Some((level, range)) => compaction::whole_level(&view.version, level, range),
-        };
-        let Some(job) = job else { return Ok(false) };
+    /// Runs `job` (picked from `version`, its inputs reserved for it), commits the result
+    /// and swaps it into the read view.
+    pub(super) fn run_compaction(&self, job: &Job, version: &Arc<Version>) -> Result<()> {
+        let started = Instant::now();
         let mut sources: Vec<Source> = Vec::new();
         for file in job.all_inputs() {
             sources.push(Box::new(self.tables.table(file.number)?.iter()));
@@ -46,16 +39,12 @@ impl DbInner {
             fs: self.fs.as_ref(),
             dir: &self.dir,
             opts: &self.opts,
-            version: &view.version,
+            version,
             oldest_snapshot: cutoff,
             new_file_number: &mut new_file_number,
+            rate_limiter: self.rate_limiter.as_ref(),
         };
-        let outcome = compaction::run(&job, sources, &mut ctx)?;
-        crate::metrics::add(&self.stats.compactions, 1);
-        crate::metrics::add(&self.stats.compaction_bytes_written, outcome.bytes_written);
-        if !job.is_trivial_move() {
-            crate::metrics::add(&self.stats.compaction_bytes_read, outcome.bytes_read);
-        }
+        let outcome = compaction::run(job, sources, &mut ctx)?;
         {
             let mut versions = lock(&self.versions);
             let version = versions.log_and_apply(self.fs.as_ref(), outcome.edit)?;
@@ -71,17 +60,45 @@ impl DbInner {
                 floor,
             }));
         }
-        let replaced: Vec<_> = if job.is_trivial_move() {
-            Vec::new()
-        } else {
-            job.all_inputs().cloned().collect()
+        self.count_compaction(job, outcome.bytes_written, outcome.throttled, started);
+        if !job.is_trivial_move() {
+            lock(&self.obsolete_tables).extend(job.all_inputs().cloned());
+        }
+        Ok(())
+    }
+
+    fn count_compaction(
+        &self,
+        job: &Job,
+        bytes_written: u64,
+        throttled: std::time::Duration,
+        started: Instant,
+    ) {
+        let (mut bytes_in, mut bytes_rewritten) = (0, 0);
+        for (level, file) in job.inputs_by_level() {
+            if level == job.output {
+                bytes_rewritten += file.size;
+            } else {
+                bytes_in += file.size;
+            }
+        }
+        let work = LevelWork {
+            bytes_in,
+            bytes_rewritten,
+            bytes_written,
+            ..LevelWork::default()
         };
-        // Let go of this function's own references, so inputs no reader holds go now.
-        drop(job);
-        drop(view);
-        lock(&self.obsolete_tables).extend(replaced);
-        self.delete_obsolete_tables();
-        Ok(true)
+        if let Some(level) = self.level_stats.get(job.output) {
+            level.record_compaction(work, started.elapsed());
+        }
+        let stats = &self.stats;
+        crate::metrics::add(&stats.compactions, 1);
+        crate::metrics::add(&stats.compaction_bytes_written, bytes_written);
+        let micros = u64::try_from(throttled.as_micros()).unwrap_or(u64::MAX);
+        crate::metrics::add(&stats.compaction_throttled_micros, micros);
+        if !job.is_trivial_move() {
+            crate::metrics::add(&stats.compaction_bytes_read, bytes_in + bytes_rewritten);
+        }
     }
 
     /// Deletes replaced tables that no read view holds any more (their only reference is
@@ -102,14 +119,22 @@ impl DbInner {
         });
     }
 
-    /// `Db::compact`: flushes, then moves every level down into the next and rewrites the
-    /// last.
+    /// `Db::compact` and `Db::compact_range`: flushes, then (with background compaction
+    /// paused) moves every level's tables in `range` down into the next level and rewrites
+    /// the last.
     pub(crate) fn compact_all(&self, range: Option<&UserKeyRange>) -> Result<()> {
         self.freeze_for_flush()?;
         self.wait_for_flushes()?;
+        let _exclusive = self.exclusive_compaction();
         let levels = self.view.load().version.num_levels();
         for level in 0..levels {
-            self.compact_once(Some((level, range)))?;
+            let version = self.view.load().version.clone();
+            if let Some(job) = compaction::whole_level(&version, level, range) {
+                self.run_compaction(&job, &version)?;
+                // Let go of this function's own references, so the inputs can go now.
+                drop((job, version));
+                self.delete_obsolete_tables();
+            }
         }
         Ok(())
     }

@@ -10,14 +10,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sst::builder::{TableBuilder, TableOptions};
 use crate::version::edit::VersionEdit;
 
-/// What the flush worker is asked to do, and what it reports. Guarded by
-/// `DbInner::flush_state`; `DbInner::flush_signal` wakes both the worker and waiters.
+/// What the background workers are told, and whether one is flushing. Guarded by
+/// `DbInner::flush_state`; `DbInner::flush_signal` wakes the workers and every waiter.
 #[derive(Debug, Default)]
 pub(crate) struct FlushState {
-    /// The database is closing: the worker exits.
+    /// The database is closing: the workers exit.
     pub stop: bool,
-    /// Flushes completed (waiters compare against it).
-    pub completed: u64,
+    /// A worker is flushing. One at a time: memtables must reach L0 oldest first.
+    pub flushing: bool,
 }
 
 impl DbInner {
@@ -27,11 +27,27 @@ impl DbInner {
         self.flush_signal.notify_all();
     }
 
+    /// Flushes the oldest frozen memtable unless another worker is flushing; returns
+    /// whether it did.
+    pub(crate) fn try_flush(&self) -> Result<bool> {
+        {
+            let mut state = lock(&self.flush_state);
+            if state.flushing || self.view.load().imm.is_empty() {
+                return Ok(false);
+            }
+            state.flushing = true;
+        }
+        let flushed = self.flush_oldest();
+        lock(&self.flush_state).flushing = false;
+        flushed
+    }
+
     /// Flushes the oldest frozen memtable, if any; returns whether it did.
     fn flush_oldest(&self) -> Result<bool> {
         let Some(frozen) = self.view.load().imm.last().cloned() else {
             return Ok(false);
         };
+        let started = Instant::now();
         let number = lock(&self.versions).new_file_number();
         let path = self.dir.join(files::table_name(number));
         let mut builder = TableBuilder::create(
@@ -64,6 +80,7 @@ impl DbInner {
         let info = builder.finish()?;
         crate::metrics::add(&self.stats.flushes, 1);
         crate::metrics::add(&self.stats.flush_bytes, info.file_size);
+        self.level_stats[0].record_flush(info.file_size, started.elapsed());
         let meta = crate::compaction::table_meta(number, &info);
         let edit = VersionEdit {
             log_number: Some(frozen.next_log),
@@ -224,54 +241,4 @@ pub(crate) fn freeze(
         version: view.version.clone(),
         floor: view.floor,
     }
-}
-
-/// Runs flushes until the database closes (`FlushState::stop`); `close` joins it. The
-/// public `Db` handle closes the database when its last clone drops, so this strong
-/// reference never keeps a dropped database open.
-pub(crate) fn spawn_flush_worker(db: Arc<DbInner>) -> Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("kevo-flush".into())
-        .spawn(move || {
-            loop {
-                if lock(&db.flush_state).stop {
-                    return;
-                }
-                let healthy = lock(&db.background_error).is_none();
-                // Flushes first: they free memory writers may be waiting for.
-                let worked = healthy
-                    && match db.flush_oldest().and_then(|flushed| {
-                        if flushed || db.opts.disable_auto_compactions {
-                            Ok(flushed)
-                        } else {
-                            db.compact_once(None)
-                        }
-                    }) {
-                        Ok(worked) => worked,
-                        Err(e) => {
-                            db.degrade(e);
-                            false
-                        }
-                    };
-                db.delete_obsolete_tables();
-                let flushed = worked;
-                let mut state = lock(&db.flush_state);
-                if flushed {
-                    state.completed += 1;
-                    db.flush_signal.notify_all();
-                    continue;
-                }
-                // Wake waiters (a failure is news too), then sleep until signalled.
-                db.flush_signal.notify_all();
-                if !state.stop {
-                    state = db
-                        .flush_signal
-                        .wait_timeout(state, Duration::from_millis(200))
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
-                }
-                drop(state);
-            }
-        })
-        .map_err(|e| Error::io("starting the flush thread", e))
 }

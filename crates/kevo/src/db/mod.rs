@@ -6,6 +6,7 @@
 //! number and the current [`ReadView`] (memtables and version, swapped as one) without
 //! taking any lock a writer holds.
 
+mod background;
 mod commit;
 mod compact;
 pub(crate) mod files;
@@ -233,6 +234,17 @@ pub struct LevelShape {
     pub tables: usize,
     /// Their total size in bytes.
     pub bytes: u64,
+    /// Flushes (L0) or compactions that wrote into this level since open.
+    pub compactions: u64,
+    /// Bytes those compactions moved in from shallower levels.
+    pub bytes_in: u64,
+    /// Bytes of this level those compactions read to merge with what came in.
+    pub bytes_rewritten: u64,
+    /// Bytes of tables they wrote. `bytes_written / bytes_in` is the level's write
+    /// amplification.
+    pub bytes_written: u64,
+    /// Time they took, in microseconds (rate-limiter waits included).
+    pub compaction_micros: u64,
 }
 
 /// A frozen memtable waiting for flush.
@@ -294,11 +306,20 @@ pub(crate) struct DbInner {
     flush_state: Mutex<FlushState>,
     /// Wakes the flush worker, stalled writers and `Db::flush` waiters.
     flush_signal: Condvar,
-    flush_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The background workers, joined on close.
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Live snapshots: sequence number -> handles (compaction keeps what they can see).
     snapshots: Mutex<std::collections::BTreeMap<SequenceNumber, usize>>,
-    /// One compaction at a time (background or `Db::compact`).
-    compaction_lock: Mutex<()>,
+    /// Compactions in progress and the tables they hold.
+    compactions: Mutex<background::CompactionState>,
+    /// Announces the end of each background compaction.
+    compaction_signal: Condvar,
+    /// Manual compactions run one at a time.
+    manual_compaction: Mutex<()>,
+    /// Paces compaction writes (`Options::compaction_rate_limit`).
+    rate_limiter: Option<crate::compaction::rate_limiter::RateLimiter>,
+    /// Flush (L0) and compaction work by the level written to.
+    level_stats: Box<[crate::metrics::LevelCounters]>,
     /// Tables a compaction replaced, deleted once no read view holds them.
     obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
     /// Counters for `Db::metrics`.
@@ -473,6 +494,7 @@ impl Db {
             compactions: read(&c.compactions),
             compaction_bytes_read: read(&c.compaction_bytes_read),
             compaction_bytes_written: read(&c.compaction_bytes_written),
+            compaction_throttled_micros: read(&c.compaction_throttled_micros),
             write_amplification: if bytes_written == 0 {
                 0.0
             } else {
@@ -497,10 +519,21 @@ impl Db {
         let levels = (0..view.version.num_levels())
             .map(|level| {
                 let files = view.version.files(level);
+                let work = self
+                    .inner
+                    .level_stats
+                    .get(level)
+                    .map(crate::metrics::LevelCounters::read)
+                    .unwrap_or_default();
                 LevelShape {
                     level,
                     tables: files.len(),
                     bytes: files.iter().map(|f| f.size).sum(),
+                    compactions: work.compactions,
+                    bytes_in: work.bytes_in,
+                    bytes_rewritten: work.bytes_rewritten,
+                    bytes_written: work.bytes_written,
+                    compaction_micros: work.micros,
                 }
             })
             .collect();
@@ -910,11 +943,12 @@ impl DbInner {
         wake.notify_all();
         lock(&self.flush_state).stop = true;
         self.flush_signal.notify_all();
-        // The flush in progress finishes; frozen memtables left are still in their WALs.
-        if let Some(worker) = lock(&self.flush_thread).take()
-            && worker.thread().id() != std::thread::current().id()
-        {
-            let _ = worker.join();
+        // Work in progress finishes; frozen memtables left are still in their WALs.
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        for worker in workers {
+            if worker.thread().id() != std::thread::current().id() {
+                let _ = worker.join();
+            }
         }
         // Taking the writer lock waits for the commit in flight.
         let mut w = lock(&self.writer);

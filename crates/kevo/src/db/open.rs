@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use arc_swap::ArcSwap;
 
 use super::files::{self, FileKind};
-use super::flush::{FlushState, spawn_flush_worker};
+use super::flush::FlushState;
 use super::tables::TableCache;
 use super::{CloseOnDrop, DbInner, ReadView, WriterState, spawn_interval_sync};
 use crate::Db;
@@ -90,13 +90,6 @@ impl Listing {
 
 pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
     opts.validate()?;
-    if opts.compaction_style == crate::options::CompactionStyle::Tiered {
-        // Refused rather than silently run as leveled.
-        return Err(crate::error::Error::config(
-            "compaction_style",
-            "Tiered is not available yet; use Leveled",
-        ));
-    }
     let fs = match opts.fs.with_private_files() {
         Some(private) if opts.private_files => private,
         _ => opts.fs.clone(),
@@ -238,15 +231,23 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
         live_wals: Mutex::new(parts.live_wals),
         flush_state: Mutex::new(FlushState::default()),
         flush_signal: Condvar::new(),
-        flush_thread: Mutex::new(None),
+        workers: Mutex::new(Vec::new()),
         snapshots: Mutex::new(std::collections::BTreeMap::new()),
-        compaction_lock: Mutex::new(()),
+        compactions: Mutex::new(super::background::CompactionState::default()),
+        compaction_signal: Condvar::new(),
+        manual_compaction: Mutex::new(()),
+        rate_limiter: opts
+            .compaction_rate_limit
+            .map(crate::compaction::rate_limiter::RateLimiter::new),
+        level_stats: (0..opts.max_levels)
+            .map(|_| crate::metrics::LevelCounters::default())
+            .collect(),
         obsolete_tables: Mutex::new(Vec::new()),
         stats: crate::metrics::Counters::default(),
         opts,
     });
-    let worker = spawn_flush_worker(inner.clone())?;
-    *super::lock(&inner.flush_thread) = Some(worker);
+    let workers = super::background::spawn_workers(&inner)?;
+    *super::lock(&inner.workers) = workers;
     let db = Db {
         _close_on_drop: Arc::new(CloseOnDrop(inner.clone())),
         inner,
