@@ -1267,3 +1267,64 @@ fn compact_range_rewrites_only_the_tables_holding_the_range() {
         );
     }
 }
+
+/// Table files in the directory, sorted.
+fn table_files(fs: &MemFs) -> Vec<String> {
+    let mut names: Vec<String> = listing(fs, DIR)
+        .into_iter()
+        .filter(|n| n.ends_with(".sst") || n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_compaction_that_fails_midway_loses_nothing_and_leaves_no_table_behind() {
+    let fs = MemFs::new();
+    // A bulk load: no background compaction, and no L0 stall either.
+    let options = memfs_options(&fs)
+        .disable_auto_compactions(true)
+        .l0_slowdown_trigger(1000)
+        .l0_stop_trigger(1000);
+    let db = Db::open(DIR, options).unwrap();
+    let expected: Vec<(String, Vec<u8>)> = (0..300u32)
+        .map(|i| (format!("k{i:04}"), vec![(i % 251) as u8; 40]))
+        .collect();
+    for (k, v) in &expected {
+        db.put(k, v).unwrap();
+    }
+    db.flush().unwrap();
+    let before = table_files(&fs);
+    assert!(before.len() > 4, "many L0 tables to merge: {before:?}");
+    // The 41st table append from now fails: several outputs are already written by then.
+    let appends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = appends.clone();
+    fs.fail_matching(Fault::Enospc, move |op| {
+        op.kind == OpKind::Append
+            && op.path.to_string_lossy().contains(".sst")
+            && counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 40
+    });
+    let err = db.compact().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Resource, "{err}");
+    assert!(appends.load(std::sync::atomic::Ordering::Relaxed) > 40);
+    assert_eq!(
+        table_files(&fs),
+        before,
+        "outputs of the failed job are gone"
+    );
+    let check = |db: &Db| {
+        for (k, v) in &expected {
+            assert_eq!(db.get(k).unwrap().as_deref(), Some(&v[..]), "{k}");
+        }
+        assert_eq!(db.iter().count(), expected.len());
+    };
+    check(&db);
+    fs.clear_faults();
+    db.compact().unwrap();
+    check(&db);
+    let after = table_files(&fs);
+    assert!(after.iter().all(|n| !before.contains(n)), "all rewritten");
+    drop(db);
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    check(&db);
+}

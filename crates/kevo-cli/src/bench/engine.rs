@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kevo::{Db, Error, Options, Result, SyncMode, WriteOptions};
+use kevo::{CompactionStyle, Db, Error, Options, Result, SyncMode, WriteOptions};
 
 /// What every benchmarked engine offers. Errors are `kevo::Error`s: a peer wraps its own
 /// (`Error::new(ErrorKind::Io, ...).with_source(e)`).
@@ -45,6 +45,15 @@ pub struct EngineConfig {
     pub write_buffer_size: Option<usize>,
     pub cache_size: Option<usize>,
     pub bloom_bits: Option<u32>,
+    pub target_file_size: Option<u64>,
+    pub compaction_style: Option<StyleArg>,
+}
+
+/// `--compaction_style`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StyleArg {
+    Leveled,
+    Tiered,
 }
 
 impl EngineKind {
@@ -119,6 +128,14 @@ impl Kevo {
         }
         if let Some(bits) = config.bloom_bits {
             options = options.bloom_bits_per_key(bits);
+        }
+        if let Some(size) = config.target_file_size {
+            options = options.target_file_size(size);
+        }
+        match config.compaction_style {
+            Some(StyleArg::Leveled) => options = options.compaction_style(CompactionStyle::Leveled),
+            Some(StyleArg::Tiered) => options = options.compaction_style(CompactionStyle::Tiered),
+            None => {}
         }
         Ok(Kevo {
             db: Db::open(dir, options)?,

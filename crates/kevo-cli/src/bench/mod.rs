@@ -86,6 +86,12 @@ pub struct BenchArgs {
     /// Bloom filter bits per key, 0 for none (default: the engine's).
     #[arg(long = "bloom_bits", alias = "bloom-bits")]
     bloom_bits: Option<u32>,
+    /// Compaction output table bytes (default: the engine's).
+    #[arg(long = "target_file_size", alias = "target-file-size")]
+    target_file_size: Option<u64>,
+    /// Compaction style (default: the engine's).
+    #[arg(long = "compaction_style", alias = "compaction-style", value_enum)]
+    compaction_style: Option<engine::StyleArg>,
 }
 
 /// The settings every workload reads.
@@ -141,11 +147,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let values = Values::new(params.seed, params.compression_ratio, max_value);
     let mut bench = Bench {
         kind: args.engine,
-        config: EngineConfig {
-            write_buffer_size: args.write_buffer_size,
-            cache_size: args.cache_size,
-            bloom_bits: args.bloom_bits,
-        },
+        config: engine_config(args),
         params: &params,
         values: &values,
         use_existing: args.use_existing_db,
@@ -216,6 +218,16 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             wrong.join(", ")
         );
         Ok(ExitCode::from(1))
+    }
+}
+
+fn engine_config(args: &BenchArgs) -> EngineConfig {
+    EngineConfig {
+        write_buffer_size: args.write_buffer_size,
+        cache_size: args.cache_size,
+        bloom_bits: args.bloom_bits,
+        target_file_size: args.target_file_size,
+        compaction_style: args.compaction_style,
     }
 }
 

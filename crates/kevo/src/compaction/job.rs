@@ -77,7 +77,29 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
         }
         return Ok(outcome);
     }
-    let mut writer = OutputWriter::new(job, ctx);
+    let merged = merge(job, sources, OutputWriter::new(job, ctx), &mut outcome);
+    if let Err(e) = merged {
+        // Nothing names the tables already written: remove them now rather than leave
+        // them for the next open. (The edit is not logged yet, so no manifest can.)
+        for (_, table) in &outcome.edit.new_files {
+            let _ = ctx
+                .fs
+                .remove(&ctx.dir.join(crate::db::files::table_name(table.number)));
+        }
+        return Err(e);
+    }
+    outcome.bytes_written = outcome.edit.new_files.iter().map(|(_, f)| f.size).sum();
+    Ok(outcome)
+}
+
+/// Merges `sources` into `writer`'s outputs, recording them in `outcome`.
+fn merge(
+    job: &Job,
+    sources: Vec<Source>,
+    mut writer: OutputWriter<'_, '_>,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let output_level = job.output_level();
     let mut merged = MergingIter::new(sources);
     merged.seek_to_first();
     let mut last_user: Option<Vec<u8>> = None;
@@ -91,7 +113,7 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
         };
         if last_user.as_deref() != Some(parsed.user_key) {
             // Cut the output only between user keys, so no key spans two tables of a level.
-            writer.before_user_key(parsed.user_key, &mut outcome)?;
+            writer.before_user_key(parsed.user_key, outcome)?;
             last_user = Some(parsed.user_key.to_vec());
             newer_sequence = None;
         }
@@ -105,14 +127,12 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
         if shadowed || dead_tombstone {
             outcome.dropped += 1;
         } else {
-            writer.add(merged.key(), merged.value(), &mut outcome)?;
+            writer.add(merged.key(), merged.value(), outcome)?;
         }
         merged.next();
     }
     merged.status()?;
-    writer.finish(&mut outcome)?;
-    outcome.bytes_written = outcome.edit.new_files.iter().map(|(_, f)| f.size).sum();
-    Ok(outcome)
+    writer.finish(outcome)
 }
 
 /// Whether no level below `output_level` can hold `user_key` (a tombstone for it can go).

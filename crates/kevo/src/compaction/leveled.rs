@@ -31,16 +31,22 @@ pub fn base_bytes(opts: &Options) -> u64 {
         .saturating_mul(opts.l0_compaction_trigger as u64)
 }
 
-/// Level targets for `version`: the last level's target is its size (at least the base
-/// size), each level above `level_size_ratio` times smaller, up to the first level whose
-/// target fits in the base size.
+/// Level targets for `version`: the last level's target is the size of the largest level
+/// below L0 (at least the base size; the last level is normally the largest, and when it
+/// is not, the oversized level above it scores high and drains into it), each level above
+/// `level_size_ratio` times smaller, up to the first level whose target fits in the base
+/// size.
 pub fn targets(version: &Version, opts: &Options) -> LevelTargets {
     let levels = version.num_levels();
     let last = levels - 1;
     let base = base_bytes(opts);
     let ratio = u64::from(opts.level_size_ratio);
     let mut targets = vec![0; levels];
-    targets[last] = total_size(version.files(last)).max(base);
+    let largest = (1..levels)
+        .map(|l| total_size(version.files(l)))
+        .max()
+        .unwrap_or(0);
+    targets[last] = largest.max(base);
     let mut base_level = last;
     while base_level > 1 && targets[base_level] > base {
         targets[base_level - 1] = targets[base_level] / ratio;
@@ -66,8 +72,11 @@ pub fn score(version: &Version, opts: &Options, targets: &LevelTargets, level: u
     }
 }
 
-/// The most urgent job: L0 first when it is over its trigger (it is what stalls writes),
-/// then the deeper level with the highest score ≥ 1. The last level is never a source.
+/// The most urgent job: the level with the highest score ≥ 1, L0 winning ties, and L0
+/// first whatever the scores once it reaches `l0_slowdown_trigger` (writes are being
+/// slowed for it). L0 does not always go first: its compactions hold the base level's
+/// tables, so an overfull base level could then never drain. The last level is never a
+/// source.
 pub fn pick(version: &Version, opts: &Options, busy: &Busy) -> Option<Job> {
     let targets = targets(version, opts);
     let last = version.num_levels() - 1;
@@ -75,8 +84,14 @@ pub fn pick(version: &Version, opts: &Options, busy: &Busy) -> Option<Job> {
         .map(|level| (level, score(version, opts, &targets, level)))
         .filter(|&(_, s)| s >= 1.0)
         .collect();
-    // L0 first, then by score, highest first.
-    candidates.sort_by(|a, b| (a.0 != 0).cmp(&(b.0 != 0)).then(b.1.total_cmp(&a.1)));
+    let l0_stalls = version.files(0).len() >= opts.l0_slowdown_trigger;
+    candidates.sort_by(|a, b| {
+        let urgent = |(level, _): &(usize, f64)| level == &0 && l0_stalls;
+        urgent(b)
+            .cmp(&urgent(a))
+            .then(b.1.total_cmp(&a.1))
+            .then(a.0.cmp(&b.0))
+    });
     candidates.into_iter().find_map(|(level, _)| {
         if level == 0 {
             l0_job(version, &targets, busy)

@@ -47,6 +47,9 @@ impl DbInner {
         let outcome = compaction::run(job, sources, &mut ctx)?;
         {
             let mut versions = lock(&self.versions);
+            // If this fails the outputs stay: the edit may have reached the disk all the
+            // same, and then they are live. The next open keeps or removes them by what
+            // the manifest says.
             let version = versions.log_and_apply(self.fs.as_ref(), outcome.edit)?;
             let _guard = lock(&self.view_change);
             let old = self.view.load();
