@@ -28,6 +28,10 @@ pub trait Engine: Send + Sync {
     /// Bytes written to tables (flushes and compactions) since the database opened, if the
     /// engine counts them.
     fn table_bytes_written(&self) -> Option<u64>;
+    /// Sorted runs a point read may consult now, if the engine has such a notion.
+    fn sorted_runs(&self) -> Option<u64> {
+        None
+    }
     /// Engine-specific figures for the JSON report (the tree's shape, counters).
     fn stats(&self) -> serde_json::Value;
     fn close(&self) -> Result<()>;
@@ -203,6 +207,13 @@ impl Engine for Kevo {
     fn table_bytes_written(&self) -> Option<u64> {
         let m = self.db.metrics();
         Some(m.flush_bytes + m.compaction_bytes_written)
+    }
+
+    fn sorted_runs(&self) -> Option<u64> {
+        let levels = self.db.lsm_shape().levels;
+        let l0 = levels.first().map_or(0, |l| l.tables);
+        let deeper = levels.iter().skip(1).filter(|l| l.tables > 0).count();
+        Some((l0 + deeper) as u64)
     }
 
     fn stats(&self) -> serde_json::Value {

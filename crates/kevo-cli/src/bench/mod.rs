@@ -426,6 +426,7 @@ fn measure(
             table_bytes,
             live_bytes: Some(live),
             space_amp: ratio(table_bytes, live),
+            sorted_runs: engine.sorted_runs(),
         });
     }
     Ok(outcome)
@@ -465,6 +466,7 @@ fn print_footer(outcomes: &[Outcome], peak_rss: Option<u64>) {
         "w-amp: bytes written to tables (flush + compaction) / key+value bytes written",
         "io-amp: bytes written to any file (WAL too) / key+value bytes written",
         "s-amp: table bytes / live key+value bytes, after a flush (below 1: compression)",
+        "runs: sorted runs after the flush (L0 tables + non-empty deeper levels): what a point read may consult",
     ] {
         println!("{line}");
     }

@@ -130,6 +130,9 @@ pub struct Amplification {
     pub live_bytes: Option<u64>,
     /// table_bytes / live_bytes (below 1 when compression wins more than the tree costs).
     pub space_amp: Option<f64>,
+    /// Sorted runs after the flush (each L0 table and each non-empty deeper level): the
+    /// tables a point read may consult, its read amplification.
+    pub sorted_runs: Option<u64>,
 }
 
 impl Outcome {
@@ -153,13 +156,13 @@ impl Outcome {
     }
 }
 
-pub const TABLE_HEADER: &str = "workload              ops     secs      ops/s    MB/s   p50 µs   p99 µs p99.9 µs    max µs      found  w-amp io-amp  s-amp";
+pub const TABLE_HEADER: &str = "workload              ops     secs      ops/s    MB/s   p50 µs   p99 µs p99.9 µs    max µs      found  w-amp io-amp  s-amp  runs";
 
 pub fn table_row(o: &Outcome) -> String {
     let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
     let amp = o.amplification.as_ref();
     format!(
-        "{:<16} {:>9} {:>8.3} {:>10} {:>7.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10} {:>6} {:>6} {:>6}",
+        "{:<16} {:>9} {:>8.3} {:>10} {:>7.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10} {:>6} {:>6} {:>6} {:>5}",
         o.name,
         o.ops,
         o.seconds,
@@ -173,6 +176,8 @@ pub fn table_row(o: &Outcome) -> String {
         ratio(amp.and_then(|a| a.write_amp)),
         ratio(amp.and_then(|a| a.io_write_amp)),
         ratio(amp.and_then(|a| a.space_amp)),
+        amp.and_then(|a| a.sorted_runs)
+            .map_or_else(|| "-".to_string(), |r| r.to_string()),
     )
 }
 

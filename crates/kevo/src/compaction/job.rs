@@ -5,13 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Job;
 use super::rate_limiter::RateLimiter;
+use super::{Job, Visibility};
 use crate::error::Result;
 use crate::fs::Fs;
 use crate::iter::InternalIterator;
 use crate::iter::merge::{MergingIter, Source};
-use crate::key::{self, ParsedKey, SequenceNumber, ValueKind};
+use crate::key::{self, ParsedKey, ValueKind};
 use crate::options::Options;
 use crate::sst::builder::{TableBuilder, TableOptions};
 use crate::version::edit::{FileMeta, VersionEdit};
@@ -49,17 +49,17 @@ pub struct Context<'a> {
     pub opts: &'a Options,
     /// The version the inputs come from.
     pub version: &'a Version,
-    /// The oldest sequence number any reader may still read at.
-    pub oldest_snapshot: SequenceNumber,
+    /// Which versions readers may still see.
+    pub visibility: &'a Visibility,
     /// Hands out file numbers for the outputs.
     pub new_file_number: &'a mut dyn FnMut() -> u64,
     /// Paces output writes, if compaction writes are limited.
     pub rate_limiter: Option<&'a RateLimiter>,
 }
 
-/// Runs `job`: merges its inputs (opened from `sources`), keeping the newest version of each
-/// key plus every version a snapshot at or after `oldest_snapshot` can see, dropping
-/// tombstones no lower level can be hiding data behind, and cutting outputs at
+/// Runs `job`: merges its inputs (opened from `sources`), keeping of each key the newest
+/// version in each visibility stripe, dropping tombstones every reader sees that no lower
+/// level can be hiding data behind, and cutting outputs at
 /// `target_file_size` or at too much grandparent overlap, always between user keys.
 pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Outcome> {
     let mut outcome = Outcome::default();
@@ -103,8 +103,8 @@ fn merge(
     let mut merged = MergingIter::new(sources);
     merged.seek_to_first();
     let mut last_user: Option<Vec<u8>> = None;
-    // Sequence of the newer entry of the same user key, if one was seen.
-    let mut newer_sequence: Option<SequenceNumber> = None;
+    // Stripe of the newer entry of the same user key, if one was seen.
+    let mut newer_stripe: Option<usize> = None;
     while merged.valid() {
         let Some(parsed) = ParsedKey::parse(merged.key()) else {
             return Err(crate::Error::corruption(
@@ -115,15 +115,17 @@ fn merge(
             // Cut the output only between user keys, so no key spans two tables of a level.
             writer.before_user_key(parsed.user_key, outcome)?;
             last_user = Some(parsed.user_key.to_vec());
-            newer_sequence = None;
+            newer_stripe = None;
         }
-        // A version is invisible to everyone when a newer version of its key is already
-        // visible to the oldest reader.
-        let shadowed = newer_sequence.is_some_and(|newer| newer <= writer.ctx.oldest_snapshot);
+        // A version is invisible to everyone when a newer version of its key is in the
+        // same stripe: every reader that could see it sees that one instead.
+        let visibility = writer.ctx.visibility;
+        let stripe = visibility.stripe(parsed.sequence);
+        let shadowed = newer_stripe == Some(stripe);
         let dead_tombstone = parsed.kind == ValueKind::Delete
-            && parsed.sequence <= writer.ctx.oldest_snapshot
+            && parsed.sequence <= visibility.oldest()
             && is_bottom_for(writer.ctx.version, output_level, parsed.user_key);
-        newer_sequence = Some(parsed.sequence);
+        newer_stripe = Some(stripe);
         if shadowed || dead_tombstone {
             outcome.dropped += 1;
         } else {

@@ -114,6 +114,44 @@ impl Job {
     }
 }
 
+/// Which versions some reader may still see, from the live snapshots and the visible
+/// sequence number at the start of a flush or compaction.
+///
+/// The boundaries (the snapshots, then "now") cut the sequence numbers into stripes: the
+/// stripe of a version is the first boundary at or above it. Every reader sees the same
+/// version of a key among those in one stripe (the newest), so only that one is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    /// Ascending; the last is the visible sequence number ("now").
+    boundaries: Vec<crate::key::SequenceNumber>,
+}
+
+impl Visibility {
+    /// Visibility for `snapshots` (ascending) and the visible sequence number `now`.
+    pub fn new(snapshots: impl IntoIterator<Item = u64>, now: u64) -> Self {
+        let mut boundaries: Vec<u64> = snapshots.into_iter().filter(|&s| s < now).collect();
+        boundaries.push(now);
+        Visibility { boundaries }
+    }
+
+    /// The stripe of `sequence` (versions in one stripe look the same to every reader).
+    pub fn stripe(&self, sequence: u64) -> usize {
+        self.boundaries.partition_point(|&b| b < sequence)
+    }
+
+    /// The oldest sequence number any reader reads at: a tombstone at or below it hides
+    /// its key from everyone.
+    pub fn oldest(&self) -> u64 {
+        self.boundaries[0]
+    }
+
+    /// The visible sequence number when this was taken: a read at an older, unregistered
+    /// sequence may need a version dropped here, and must take a newer one.
+    pub fn now(&self) -> u64 {
+        self.boundaries[self.boundaries.len() - 1]
+    }
+}
+
 /// The table numbers that running compactions hold: a picker never hands them out again.
 pub type Busy = HashSet<u64>;
 
@@ -205,6 +243,23 @@ pub fn table_meta(number: u64, info: &TableInfo) -> FileMeta {
         largest: info.properties.largest_key.clone(),
         min_sequence: info.properties.min_sequence,
         max_sequence: info.properties.max_sequence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Visibility;
+
+    #[test]
+    fn stripes_split_at_each_snapshot_and_end_at_now() {
+        let v = Visibility::new([10, 20], 30);
+        let stripes: Vec<usize> = [1, 10, 11, 20, 21, 30].map(|s| v.stripe(s)).to_vec();
+        assert_eq!(stripes, [0, 0, 1, 1, 2, 2]);
+        assert_eq!((v.oldest(), v.now()), (10, 30));
+        let none = Visibility::new([], 7);
+        assert_eq!((none.stripe(1), none.stripe(7), none.oldest()), (0, 0, 7));
+        // A snapshot at "now" is no extra boundary.
+        assert_eq!(Visibility::new([30], 30), Visibility::new([], 30));
     }
 }
 

@@ -7,22 +7,19 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{DbInner, ReadView, lock};
-use crate::compaction::{self, Context, Job, UserKeyRange};
+use crate::compaction::{self, Context, Job, UserKeyRange, Visibility};
 use crate::error::Result;
 use crate::iter::merge::Source;
-use crate::key::SequenceNumber;
 use crate::metrics::LevelWork;
 use crate::version::set::Version;
 
 impl DbInner {
-    /// The oldest sequence number a reader may read at: the oldest snapshot, or now.
-    pub(super) fn oldest_snapshot(&self) -> SequenceNumber {
+    /// The live snapshots and the visible sequence number, read together under the lock
+    /// `Db::snapshot` registers under, so no snapshot is taken in between unseen.
+    pub(super) fn visibility(&self) -> Visibility {
         let snapshots = lock(&self.snapshots);
-        snapshots
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or_else(|| self.visible_sequence.load(Ordering::Acquire))
+        let now = self.visible_sequence.load(Ordering::Acquire);
+        Visibility::new(snapshots.keys().copied(), now)
     }
 
     /// Runs `job` (picked from `version`, its inputs reserved for it), commits the result
@@ -33,14 +30,14 @@ impl DbInner {
         for file in job.all_inputs() {
             sources.push(Box::new(self.tables.table(file.number)?.iter()));
         }
-        let cutoff = self.oldest_snapshot();
+        let visibility = self.visibility();
         let mut new_file_number = || lock(&self.versions).new_file_number();
         let mut ctx = Context {
             fs: self.fs.as_ref(),
             dir: &self.dir,
             opts: &self.opts,
             version,
-            oldest_snapshot: cutoff,
+            visibility: &visibility,
             new_file_number: &mut new_file_number,
             rate_limiter: self.rate_limiter.as_ref(),
         };
@@ -53,9 +50,9 @@ impl DbInner {
             let version = versions.log_and_apply(self.fs.as_ref(), outcome.edit)?;
             let _guard = lock(&self.view_change);
             let old = self.view.load();
-            // Readers whose sequence is below the cut-off must not read this version: the
+            // Unregistered readers older than the job must not read this version: the
             // versions they would see may be gone (see `DbInner::read_point`).
-            let floor = old.floor.max(cutoff);
+            let floor = old.floor.max(visibility.now());
             self.view.store(Arc::new(ReadView {
                 mem: old.mem.clone(),
                 imm: old.imm.clone(),

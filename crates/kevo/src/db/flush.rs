@@ -56,24 +56,24 @@ impl DbInner {
             number,
             TableOptions::from(&self.opts),
         )?;
-        // Versions hidden behind a newer version that every reader already sees are not
-        // written (tombstones are: older data may sit in tables below).
-        let cutoff = self.oldest_snapshot();
+        // Versions hidden behind a newer version in the same visibility stripe are seen by
+        // no reader and are not written (tombstones are: older data may sit below).
+        let visibility = self.visibility();
         let mut cursor = frozen.mem.cursor();
         cursor.seek_to_first();
-        let mut newer: Option<(Vec<u8>, u64)> = None;
+        let mut newer: Option<(Vec<u8>, usize)> = None;
         while cursor.valid() {
             let (user, trailer) = crate::key::split(cursor.key());
-            let sequence = trailer >> 8;
+            let stripe = visibility.stripe(trailer >> 8);
             let shadowed = newer
                 .as_ref()
-                .is_some_and(|(k, s)| k.as_slice() == user && *s <= cutoff);
+                .is_some_and(|(k, s)| k.as_slice() == user && *s == stripe);
             if !shadowed {
                 builder.add(cursor.key(), cursor.value())?;
             }
             match &mut newer {
-                Some((k, s)) if k.as_slice() == user => *s = sequence,
-                _ => newer = Some((user.to_vec(), sequence)),
+                Some((k, s)) if k.as_slice() == user => *s = stripe,
+                _ => newer = Some((user.to_vec(), stripe)),
             }
             cursor.next();
         }
@@ -106,8 +106,9 @@ impl DbInner {
                 mem: old.mem.clone(),
                 imm,
                 version,
-                // Reads below the cut-off retry: versions they need may be gone.
-                floor: old.floor.max(cutoff),
+                // Unregistered reads older than the flush retry: versions they need may
+                // be gone.
+                floor: old.floor.max(visibility.now()),
             }));
         }
         self.remove_obsolete_wals(frozen.next_log);
