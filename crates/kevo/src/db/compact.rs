@@ -9,8 +9,10 @@ use std::time::Instant;
 use super::{DbInner, ReadView, lock};
 use crate::compaction::{self, Context, Job, UserKeyRange, Visibility};
 use crate::error::Result;
+use crate::iter::level::{LevelIter, OpenTable};
 use crate::iter::merge::Source;
 use crate::metrics::LevelWork;
+use crate::version::edit::FileMeta;
 use crate::version::set::Version;
 
 impl DbInner {
@@ -26,9 +28,20 @@ impl DbInner {
     /// and swaps it into the read view.
     pub(super) fn run_compaction(&self, job: &Job, version: &Arc<Version>) -> Result<()> {
         let started = Instant::now();
+        // L0 tables overlap: a cursor each. A deeper level is one sorted run: one cursor
+        // that opens its tables in turn.
         let mut sources: Vec<Source> = Vec::new();
-        for file in job.all_inputs() {
-            sources.push(Box::new(self.tables.table(file.number)?.iter()));
+        for input in &job.inputs {
+            if input.level == 0 {
+                for file in &input.files {
+                    sources.push(Box::new(self.tables.table(file.number)?.iter()));
+                }
+            } else if !input.files.is_empty() {
+                sources.push(Box::new(LevelIter::new(
+                    input.files.clone(),
+                    self.table_opener(),
+                )));
+            }
         }
         let visibility = self.visibility();
         let mut new_file_number = || lock(&self.versions).new_file_number();
@@ -99,6 +112,12 @@ impl DbInner {
         if !job.is_trivial_move() {
             crate::metrics::add(&stats.compaction_bytes_read, bytes_in + bytes_rewritten);
         }
+    }
+
+    /// Opens cursors over tables through the table cache, for a [`LevelIter`].
+    pub(super) fn table_opener(&self) -> OpenTable {
+        let tables = Arc::clone(&self.tables);
+        Arc::new(move |file: &FileMeta| Ok(Box::new(tables.table(file.number)?.iter()) as Source))
     }
 
     /// Deletes replaced tables that no read view holds any more (their only reference is

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::{DbInner, ReadView, Value};
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
+use crate::iter::level::LevelIter;
 use crate::iter::merge::{MergingIter, Source};
 use crate::key::{self, MAX_SEQUENCE, ParsedKey, SequenceNumber, ValueKind};
 use crate::memtable::MemTableIter;
@@ -85,16 +86,25 @@ impl DbIter {
         self
     }
 
-    /// A merge over every source of the view.
+    /// A merge over every source of the view: each memtable, each L0 table, and one
+    /// cursor per deeper level.
     fn merge(&self) -> Result<MergingIter> {
         let mut sources: Vec<Source> = Vec::new();
         sources.push(Box::new(MemTableIter::new(self.view.mem.clone())));
         for frozen in &self.view.imm {
             sources.push(Box::new(MemTableIter::new(frozen.mem.clone())));
         }
-        for level in 0..self.view.version.num_levels() {
-            for file in self.view.version.files(level) {
-                sources.push(Box::new(self.db.tables.table(file.number)?.iter()));
+        let version = &self.view.version;
+        for file in version.files(0) {
+            sources.push(Box::new(self.db.tables.table(file.number)?.iter()));
+        }
+        for level in 1..version.num_levels() {
+            let files = version.files(level);
+            if !files.is_empty() {
+                sources.push(Box::new(LevelIter::new(
+                    files.to_vec(),
+                    self.db.table_opener(),
+                )));
             }
         }
         Ok(MergingIter::new(sources))

@@ -302,7 +302,7 @@ pub(crate) struct DbInner {
     view_change: Mutex<()>,
     /// WAL segments holding data not yet in a table, oldest first.
     live_wals: Mutex<Vec<u64>>,
-    tables: TableCache,
+    tables: Arc<TableCache>,
     flush_state: Mutex<FlushState>,
     /// Wakes the flush worker, stalled writers and `Db::flush` waiters.
     flush_signal: Condvar,

@@ -207,7 +207,12 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
     let version = parts.versions.current();
     let inner = Arc::new(DbInner {
         dir: dir.to_path_buf(),
-        tables: TableCache::new(fs.clone(), dir, opts.block_cache_size, opts.max_open_files),
+        tables: Arc::new(TableCache::new(
+            fs.clone(),
+            dir,
+            opts.block_cache_size,
+            opts.max_open_files,
+        )),
         fs,
         view: ArcSwap::from_pointee(ReadView {
             mem: Arc::new(parts.mem),

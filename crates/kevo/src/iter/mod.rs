@@ -30,4 +30,5 @@ pub trait InternalIterator {
     fn status(&self) -> Result<()>;
 }
 
+pub mod level;
 pub mod merge;
