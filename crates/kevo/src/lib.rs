@@ -44,7 +44,7 @@ pub mod wal;
 
 pub use batch::{BatchEntry, WriteBatch};
 pub use db::{
-    Db, DbIter, LevelShape, LsmShape, Metrics, ReadOptions, Snapshot, Transaction, Value,
+    Db, DbIter, LevelShape, LsmShape, Metrics, ReadOptions, Snapshot, Transaction, TxnIter, Value,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use options::{

@@ -92,6 +92,39 @@ fn check_reads(
             "reverse range {lower:?}..{upper:?}"
         );
     }
+    // Seeks, within bounds and outside them, forward and back, and over returned keys.
+    for (lower, upper) in bounds {
+        let expected = model_range(model, lower.clone(), upper.clone());
+        let owned = |kv: Option<kevo::Result<(kevo::Value, kevo::Value)>>| {
+            kv.map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+        };
+        // One iterator reseeked up and down the key space, each end on its own.
+        let mut forward = read().range((lower.clone(), upper.clone()));
+        let mut backward = read().range((lower.clone(), upper.clone()));
+        for target in [7u64, 0, 13, 3, 3, 10, 5, 1, 12].map(key) {
+            forward.seek(&target);
+            let first = expected.iter().find(|(k, _)| *k >= target).cloned();
+            assert_eq!(
+                owned(forward.next()),
+                first,
+                "seek {target:?} in {lower:?}..{upper:?}"
+            );
+            backward.seek_for_prev(&target);
+            let last = expected.iter().rev().find(|(k, _)| *k <= target).cloned();
+            assert_eq!(
+                owned(backward.next_back()),
+                last,
+                "seek_for_prev {target:?}"
+            );
+        }
+        // After a seek the front end stops at the back end.
+        let mut both = read().range((lower.clone(), upper.clone()));
+        let back = owned(both.next_back());
+        both.seek(key(0));
+        let mut rest: Vec<_> = std::iter::from_fn(|| owned(both.next())).collect();
+        rest.extend(back);
+        assert_eq!(rest, expected, "seek then meet in {lower:?}..{upper:?}");
+    }
     for p in prefixes {
         let expected: Vec<_> = all
             .iter()

@@ -179,3 +179,103 @@ fn concurrent_transfers_keep_the_total_and_every_conflict_is_retried() {
         conflicts.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
+
+fn keys_of(iter: kevo::TxnIter<'_>) -> Vec<String> {
+    iter.map(|kv| String::from_utf8(kv.unwrap().0.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn scans_in_a_transaction_merge_its_own_writes_with_the_snapshot_both_ways() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    for k in ["a", "c", "e", "g"] {
+        db.put(k, format!("db-{k}")).unwrap();
+    }
+    db.flush().unwrap();
+    let mut tx = db.transaction();
+    tx.put("b", "tx-b");
+    tx.put("c", "tx-c");
+    tx.delete("e");
+    tx.put("h", "tx-h");
+    tx.delete("zz");
+    // Written after the transaction began: invisible to it.
+    db.put("d", "late").unwrap();
+    assert_eq!(keys_of(tx.iter()), ["a", "b", "c", "g", "h"]);
+    assert_eq!(keys_of(tx.range("b".."g")), ["b", "c"]);
+    let reversed: Vec<String> = tx
+        .iter()
+        .rev()
+        .map(|kv| String::from_utf8(kv.unwrap().0.to_vec()).unwrap())
+        .collect();
+    assert_eq!(reversed, ["h", "g", "c", "b", "a"]);
+    // Alternating ends meet without repeating or skipping a key.
+    let mut it = tx.iter();
+    let mut seen = Vec::new();
+    for turn in 0.. {
+        let item = if turn % 2 == 0 {
+            it.next()
+        } else {
+            it.next_back()
+        };
+        match item {
+            Some(kv) => seen.push(String::from_utf8(kv.unwrap().0.to_vec()).unwrap()),
+            None => break,
+        }
+    }
+    drop(it);
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c", "g", "h"]);
+    let values: Vec<_> = tx.prefix("c").map(|kv| kv.unwrap().1.to_vec()).collect();
+    assert_eq!(values, [b"tx-c".to_vec()]);
+    tx.commit().unwrap();
+    let after: Vec<String> = db
+        .iter()
+        .map(|kv| String::from_utf8(kv.unwrap().0.to_vec()).unwrap())
+        .collect();
+    assert_eq!(after, ["a", "b", "c", "d", "g", "h"]);
+}
+
+/// A transaction that scanned a range, then writes; meanwhile another write lands at `key`.
+fn scan_then_write(db: &Db, serializable: bool, take: usize, key: &str) -> kevo::Result<()> {
+    let mut tx = if serializable {
+        db.serializable_transaction()
+    } else {
+        db.transaction()
+    };
+    let seen = tx.prefix("acct").take(take).count();
+    assert!(seen <= take);
+    db.put(key, "1").unwrap();
+    tx.put("summary", seen.to_string());
+    tx.commit()
+}
+
+#[test]
+fn a_phantom_in_a_scanned_range_fails_a_serializable_commit_only() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, memfs_options(&fs)).unwrap();
+    for i in [1, 3, 5, 7] {
+        db.put(format!("acct{i}"), "1").unwrap();
+    }
+    let conflicts = |db: &Db| db.metrics().transaction_conflicts;
+    // A new key inside the scanned range (a phantom): a conflict when serializable.
+    let err = scan_then_write(&db, true, usize::MAX, "acct4").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Concurrency);
+    assert_eq!(conflicts(&db), 1);
+    // Snapshot isolation does not look at reads.
+    scan_then_write(&db, false, usize::MAX, "acct6").unwrap();
+    // Outside the range: no conflict.
+    scan_then_write(&db, true, usize::MAX, "other").unwrap();
+    // A scan stopped after two keys (acct1, acct3) covered only up to acct3.
+    scan_then_write(&db, true, 2, "acct8").unwrap();
+    let err = scan_then_write(&db, true, 2, "acct2").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Concurrency);
+    assert_eq!(conflicts(&db), 2);
+    // A change that reached a table (flushed) is found there too.
+    let mut tx = db.serializable_transaction();
+    assert_eq!(tx.prefix("acct").count(), 8);
+    db.delete("acct5").unwrap();
+    db.flush().unwrap();
+    tx.put("summary", "8");
+    assert_eq!(tx.commit().unwrap_err().kind(), ErrorKind::Concurrency);
+}

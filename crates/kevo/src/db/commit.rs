@@ -42,6 +42,8 @@ pub(crate) struct PendingWrite {
 pub(crate) struct ConflictCheck {
     pub since: crate::key::SequenceNumber,
     pub keys: Vec<Vec<u8>>,
+    /// Key ranges scanned: a change to any key within them is a conflict too.
+    pub ranges: Vec<super::txn_iter::KeyRange>,
 }
 
 #[derive(Default)]

@@ -37,6 +37,8 @@ pub struct DbIter {
     last_front: Option<Vec<u8>>,
     last_back: Option<Vec<u8>>,
     done: bool,
+    /// The bounds admit no key: nothing to seek to either.
+    empty: bool,
     /// An error to yield before anything else (the database was closed).
     pending_error: Option<Error>,
 }
@@ -76,8 +78,71 @@ impl DbIter {
             last_front: None,
             last_back: None,
             done: empty,
+            empty,
             pending_error: None,
         }
+    }
+
+    /// Moves the front end: the next [`next`](Iterator::next) returns the first key at or
+    /// after `key` (and within the iterator's bounds). Seeking back over keys already
+    /// returned returns them again. The back end stays where it is, and the ends still
+    /// stop where they meet.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = kevo::Db::open(dir.path(), kevo::Options::default())?;
+    /// for k in ["a", "c", "e"] {
+    ///     db.put(k, "v")?;
+    /// }
+    /// let mut iter = db.iter();
+    /// iter.seek(b"b");
+    /// assert_eq!(&iter.next().unwrap()?.0[..], b"c");
+    /// iter.seek(b"a");
+    /// assert_eq!(&iter.next().unwrap()?.0[..], b"a");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn seek(&mut self, key: impl AsRef<[u8]>) {
+        if self.empty || self.pending_error.is_some() {
+            return;
+        }
+        let key = key.as_ref();
+        let target = key::seek_key(key, MAX_SEQUENCE);
+        match self.front_cursor() {
+            Ok(cursor) => cursor.seek(&target),
+            Err(e) => {
+                self.pending_error = Some(e);
+                return;
+            }
+        }
+        self.last_front = None;
+        self.done = false;
+    }
+
+    /// Moves the back end: the next [`next_back`](DoubleEndedIterator::next_back) returns
+    /// the last key at or before `key` (and within the iterator's bounds). The front end
+    /// stays where it is.
+    pub fn seek_for_prev(&mut self, key: impl AsRef<[u8]>) {
+        if self.empty || self.pending_error.is_some() {
+            return;
+        }
+        // Past every version of the key, then one back.
+        let target = key::seek_key(key.as_ref(), 0);
+        match self.back_cursor() {
+            Ok(cursor) => {
+                cursor.seek(&target);
+                if cursor.valid() {
+                    cursor.prev();
+                } else {
+                    cursor.seek_to_last();
+                }
+            }
+            Err(e) => {
+                self.pending_error = Some(e);
+                return;
+            }
+        }
+        self.last_back = None;
+        self.done = false;
     }
 
     /// An iterator that yields `error` once.

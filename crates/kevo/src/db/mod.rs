@@ -15,6 +15,7 @@ pub(crate) mod iter;
 mod open;
 mod tables;
 mod txn;
+mod txn_iter;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,6 +42,7 @@ pub use iter::DbIter;
 use std::ops::{Bound, RangeBounds};
 use tables::TableCache;
 pub use txn::Transaction;
+pub use txn_iter::TxnIter;
 
 /// A value (or key) returned by kevo: a cheaply cloneable, immutable byte buffer.
 pub type Value = Bytes;

@@ -7,9 +7,11 @@
 //! commit together in one group. Nothing is locked while a transaction is open.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
 use super::commit::{ConflictCheck, PendingWrite};
+use super::txn_iter::{KeyRange, TxnIter, contains};
 use super::{Db, DbInner, Snapshot, Value};
 use crate::batch::WriteBatch;
 use crate::error::{Error, ErrorKind, Result};
@@ -38,6 +40,8 @@ pub struct Transaction {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Keys read (checked at commit when serializable).
     reads: BTreeSet<Vec<u8>>,
+    /// Key ranges scans went over (recorded and checked when serializable).
+    scanned: Vec<KeyRange>,
     serializable: bool,
 }
 
@@ -73,6 +77,7 @@ impl Db {
             snapshot: self.snapshot(),
             writes: BTreeMap::new(),
             reads: BTreeSet::new(),
+            scanned: Vec::new(),
             serializable,
         }
     }
@@ -87,6 +92,50 @@ impl Transaction {
         }
         self.reads.insert(key.to_vec());
         self.snapshot.get(key)
+    }
+
+    /// Every key and value the transaction sees, in key order (`.rev()` for reverse): the
+    /// snapshot with the transaction's own writes applied. Under
+    /// [`Db::serializable_transaction`], the keys the scan went over count as read: a
+    /// commit fails if any key there, present or not at the snapshot, changed since.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = kevo::Db::open(dir.path(), kevo::Options::default())?;
+    /// db.put(b"a", b"1")?;
+    /// db.put(b"b", b"2")?;
+    /// let mut tx = db.transaction();
+    /// tx.delete(b"a");
+    /// tx.put(b"c", b"3");
+    /// let keys: Vec<_> = tx.iter().map(|kv| kv.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, [&b"b"[..], &b"c"[..]]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&mut self) -> TxnIter<'_> {
+        self.scan((Bound::Unbounded, Bound::Unbounded))
+    }
+
+    /// The keys within `range` as the transaction sees them (see [`Transaction::iter`]).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&mut self, range: R) -> TxnIter<'_> {
+        self.scan(super::owned_bounds(&range))
+    }
+
+    /// The keys starting with `prefix` as the transaction sees them (see
+    /// [`Transaction::iter`]).
+    pub fn prefix(&mut self, prefix: impl AsRef<[u8]>) -> TxnIter<'_> {
+        self.scan(super::iter::prefix_bounds(prefix.as_ref()))
+    }
+
+    fn scan(&mut self, range: KeyRange) -> TxnIter<'_> {
+        let snapshot = self.snapshot.range(range.clone());
+        let own = self
+            .writes
+            .iter()
+            .filter(|(k, _)| contains(&range, k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let scanned = self.serializable.then_some(&mut self.scanned);
+        TxnIter::new(snapshot, own, range, scanned)
     }
 
     /// Buffers a put of `value` under `key`.
@@ -126,6 +175,7 @@ impl Transaction {
         let check = ConflictCheck {
             since: self.snapshot.sequence(),
             keys,
+            ranges: self.scanned.clone(),
         };
         let inner = &self.db.inner;
         inner.check_open()?;
@@ -192,6 +242,54 @@ impl DbInner {
                 return Ok(Some(key.clone()));
             }
         }
+        for range in &check.ranges {
+            if let Some(key) = written.iter().find(|k| contains(range, k)) {
+                return Ok(Some(key.clone()));
+            }
+            if let Some(key) = self.changed_in_range(range, check.since)? {
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A key within `range` with a version newer than `since`, if any. Each memtable and
+    /// each table that holds writes after `since` is searched on its own (no merge: any
+    /// newer version is a change).
+    fn changed_in_range(&self, range: &KeyRange, since: SequenceNumber) -> Result<Option<Vec<u8>>> {
+        let view = self.view.load_full();
+        let mut sources: Vec<Box<dyn InternalIterator>> = Vec::new();
+        for mem in std::iter::once(&view.mem).chain(view.imm.iter().map(|f| &f.mem)) {
+            sources.push(Box::new(MemTableIter::new(mem.clone())));
+        }
+        for level in 0..view.version.num_levels() {
+            for file in view.version.files(level) {
+                if file.max_sequence > since && overlaps(range, file) {
+                    sources.push(Box::new(self.tables.table(file.number)?.iter()));
+                }
+            }
+        }
+        for mut source in sources {
+            match &range.0 {
+                Bound::Included(k) | Bound::Excluded(k) => {
+                    source.seek(&key::seek_key(k, MAX_SEQUENCE));
+                }
+                Bound::Unbounded => source.seek_to_first(),
+            }
+            while source.valid() {
+                let Some(parsed) = ParsedKey::parse(source.key()) else {
+                    return Err(Error::corruption("an entry without a valid internal key"));
+                };
+                if !contains(&(Bound::Unbounded, range.1.clone()), parsed.user_key) {
+                    break;
+                }
+                if parsed.sequence > since && contains(range, parsed.user_key) {
+                    return Ok(Some(parsed.user_key.to_vec()));
+                }
+                source.next();
+            }
+            source.status()?;
+        }
         Ok(None)
     }
 
@@ -216,6 +314,22 @@ impl DbInner {
         // Tables hold older data than memtables; the newest table holding the key decides.
         self.tables.newest_sequence(&view.version, user_key)
     }
+}
+
+/// Whether `file` may hold a key within `range`.
+fn overlaps(range: &KeyRange, file: &crate::version::edit::FileMeta) -> bool {
+    let (smallest, largest) = (key::user_key(&file.smallest), key::user_key(&file.largest));
+    let after_start = match &range.0 {
+        Bound::Included(s) => largest >= s.as_slice(),
+        Bound::Excluded(s) => largest > s.as_slice(),
+        Bound::Unbounded => true,
+    };
+    let before_end = match &range.1 {
+        Bound::Included(e) => smallest <= e.as_slice(),
+        Bound::Excluded(e) => smallest < e.as_slice(),
+        Bound::Unbounded => true,
+    };
+    after_start && before_end
 }
 
 /// A key for an error message: text as is, otherwise hex.
