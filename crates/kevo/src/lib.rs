@@ -30,6 +30,7 @@ pub mod fuzzing;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod iter;
 pub mod key;
+mod listener;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod memtable;
 pub mod metrics;
@@ -44,9 +45,13 @@ pub mod wal;
 
 pub use batch::{BatchEntry, WriteBatch};
 pub use db::{
-    Db, DbIter, LevelShape, LsmShape, Metrics, ReadOptions, Snapshot, Transaction, TxnIter, Value,
+    Db, DbIter, Health, HealthStatus, HealthThresholds, LevelShape, LsmShape, Metrics, ReadOptions,
+    Snapshot, Transaction, TxnIter, Value,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use listener::{
+    CompactionInfo, EventListener, FlushInfo, StallCause, StallInfo, TableFileInfo, TableReason,
+};
 pub use options::{
     CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,
 };

@@ -4,7 +4,7 @@
 //! holds the live instruments and the Prometheus text rendering.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,22 +15,75 @@ const SUB_BUCKETS: usize = 4;
 const OCTAVES: usize = 40;
 const BUCKETS: usize = OCTAVES * SUB_BUCKETS;
 
-/// A log-linear latency histogram in nanoseconds: lock-free, fixed memory, quantiles within
-/// 25% of the true value.
+/// Shards per instrument: threads spread over them, so increments from different cores
+/// rarely touch the same cache line.
+const SHARDS: usize = 8;
+
+/// The shard of the calling thread: threads are numbered in order of first use.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+/// One atomic alone on its cache lines (128 bytes: adjacent-line prefetch pairs lines).
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// A counter that threads increment without contending: one padded atomic per shard,
+/// summed when read. Exact; a read concurrent with increments sees some of them.
+#[derive(Default)]
+pub(crate) struct Counter {
+    shards: [Padded; SHARDS],
+}
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.shards[shard_index()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The total.
+    pub fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+/// A log-linear latency histogram in nanoseconds: lock-free, sharded like [`Counter`],
+/// fixed memory, quantiles within 25% of the true value.
 pub(crate) struct Histogram {
+    shards: Box<[HistogramShard]>,
+}
+
+#[repr(align(128))]
+struct HistogramShard {
     buckets: Box<[AtomicU64]>,
     count: AtomicU64,
     sum: AtomicU64,
     max: AtomicU64,
 }
 
-impl Default for Histogram {
+impl Default for HistogramShard {
     fn default() -> Self {
-        Histogram {
+        HistogramShard {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            shards: (0..SHARDS).map(|_| HistogramShard::default()).collect(),
         }
     }
 }
@@ -58,18 +111,22 @@ impl Histogram {
     /// Records one latency.
     pub fn record(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.buckets[bucket_of(nanos)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(nanos, Ordering::Relaxed);
-        self.max.fetch_max(nanos, Ordering::Relaxed);
+        let shard = &self.shards[shard_index()];
+        shard.buckets[bucket_of(nanos)].fetch_add(1, Ordering::Relaxed);
+        shard.count.fetch_add(1, Ordering::Relaxed);
+        shard.sum.fetch_add(nanos, Ordering::Relaxed);
+        shard.max.fetch_max(nanos, Ordering::Relaxed);
     }
 
     /// A consistent-enough copy (each field read once; concurrent records may straddle).
     pub fn snapshot(&self) -> LatencySummary {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
+        let counts: Vec<u64> = (0..BUCKETS)
+            .map(|b| {
+                self.shards
+                    .iter()
+                    .map(|s| s.buckets[b].load(Ordering::Relaxed))
+                    .sum()
+            })
             .collect();
         let total: u64 = counts.iter().sum();
         let quantile = |q: f64| -> u64 {
@@ -86,10 +143,21 @@ impl Histogram {
             }
             bucket_upper(BUCKETS - 1)
         };
-        let max = self.max.load(Ordering::Relaxed);
+        let sum_of = |field: fn(&HistogramShard) -> &AtomicU64| -> u64 {
+            self.shards
+                .iter()
+                .map(|s| field(s).load(Ordering::Relaxed))
+                .fold(0, u64::wrapping_add)
+        };
+        let max = self
+            .shards
+            .iter()
+            .map(|s| s.max.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
         LatencySummary {
-            count: self.count.load(Ordering::Relaxed),
-            sum_nanos: self.sum.load(Ordering::Relaxed),
+            count: sum_of(|s| &s.count),
+            sum_nanos: sum_of(|s| &s.sum),
             p50_nanos: quantile(0.5).min(max),
             p99_nanos: quantile(0.99).min(max),
             p999_nanos: quantile(0.999).min(max),
@@ -115,46 +183,51 @@ pub struct LatencySummary {
     pub max_nanos: u64,
 }
 
-/// The counters of one database. Relaxed atomics: each is exact, their combination is a
-/// moment's approximation.
+/// The counters of one database. Sharded relaxed atomics: each is exact, their combination
+/// is a moment's approximation.
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub puts: AtomicU64,
-    pub deletes: AtomicU64,
-    pub writes: AtomicU64,
-    pub bytes_written: AtomicU64,
-    pub gets: AtomicU64,
-    pub get_hits: AtomicU64,
-    pub bytes_read: AtomicU64,
-    pub commit_groups: AtomicU64,
-    pub wal_syncs: AtomicU64,
-    pub flushes: AtomicU64,
-    pub flush_bytes: AtomicU64,
-    pub compactions: AtomicU64,
-    pub compaction_bytes_read: AtomicU64,
-    pub compaction_bytes_written: AtomicU64,
-    pub compaction_throttled_micros: AtomicU64,
-    pub background_errors: AtomicU64,
-    pub transaction_commits: AtomicU64,
-    pub transaction_conflicts: AtomicU64,
-    pub write_stalls: AtomicU64,
-    pub write_stall_micros: AtomicU64,
-    pub write_slowdowns: AtomicU64,
+    pub puts: Counter,
+    pub deletes: Counter,
+    pub writes: Counter,
+    pub bytes_written: Counter,
+    pub gets: Counter,
+    pub get_hits: Counter,
+    pub bytes_read: Counter,
+    pub commit_groups: Counter,
+    pub wal_syncs: Counter,
+    pub flushes: Counter,
+    pub flush_bytes: Counter,
+    pub compactions: Counter,
+    pub compaction_bytes_read: Counter,
+    pub compaction_bytes_written: Counter,
+    pub compaction_throttled_micros: Counter,
+    pub background_errors: Counter,
+    pub transaction_commits: Counter,
+    pub transaction_conflicts: Counter,
+    pub write_stalls: Counter,
+    pub write_stall_micros: Counter,
+    pub write_slowdowns: Counter,
+    pub iter_seeks: Counter,
+    pub iter_steps: Counter,
     pub get_latency: Histogram,
     pub write_latency: Histogram,
+    pub sync_latency: Histogram,
+    pub flush_latency: Histogram,
+    pub compaction_latency: Histogram,
 }
 
 /// Work done writing tables into one level: flushes (L0) and compactions whose output went
 /// there.
 #[derive(Default)]
 pub(crate) struct LevelCounters {
-    pub compactions: AtomicU64,
+    pub compactions: Counter,
     /// Input bytes from shallower levels (what moved into this level).
-    pub bytes_in: AtomicU64,
+    pub bytes_in: Counter,
     /// Input bytes that were already in this level (rewritten to merge with the new ones).
-    pub bytes_rewritten: AtomicU64,
-    pub bytes_written: AtomicU64,
-    pub micros: AtomicU64,
+    pub bytes_rewritten: Counter,
+    pub bytes_written: Counter,
+    pub micros: Counter,
 }
 
 /// A copy of one level's [`LevelCounters`].
@@ -200,14 +273,36 @@ impl LevelCounters {
     }
 }
 
+/// What the bloom filters of one level said to point lookups.
+#[derive(Default)]
+pub(crate) struct FilterCounters {
+    /// Lookups that asked a filter.
+    pub checks: Counter,
+    /// The filter said "absent": a table read saved.
+    pub useful: Counter,
+    /// The filter said "maybe" and the table held no visible version of the key.
+    pub false_positives: Counter,
+}
+
+impl FilterCounters {
+    /// The counters now: checks, useful, false positives.
+    pub fn read(&self) -> (u64, u64, u64) {
+        (
+            read(&self.checks),
+            read(&self.useful),
+            read(&self.false_positives),
+        )
+    }
+}
+
 /// Adds `n` to a counter.
-pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+pub(crate) fn add(counter: &Counter, n: u64) {
+    counter.add(n);
 }
 
 /// Reads a counter.
-pub(crate) fn read(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
+pub(crate) fn read(counter: &Counter) -> u64 {
+    counter.get()
 }
 
 /// Renders `value` as a Prometheus sample line.
@@ -328,17 +423,217 @@ pub struct Metrics {
     pub get_latency: LatencySummary,
     /// Latency of writes, from the call to the acknowledgement.
     pub write_latency: LatencySummary,
+    /// Latency of WAL syncs made by commits.
+    pub sync_latency: LatencySummary,
+    /// Duration of flushes.
+    pub flush_latency: LatencySummary,
+    /// Duration of compactions (trivial moves included).
+    pub compaction_latency: LatencySummary,
+    /// Iterator positionings: a cursor's first seek, `seek`, `seek_for_prev`.
+    pub iter_seeks: u64,
+    /// Iterator steps: `next` and `next_back` calls.
+    pub iter_steps: u64,
+    /// Point lookups that asked a table's bloom filter (every level).
+    pub bloom_checks: u64,
+    /// Those the filter answered "absent" (a table read saved).
+    pub bloom_useful: u64,
+    /// Those the filter let through although the table held no visible version of the key.
+    pub bloom_false_positives: u64,
+    /// Event listener callbacks that panicked (caught; the database was unaffected).
+    pub listener_panics: u64,
 }
+
+/// Every counter: name (without the `kevo_` prefix), help text, value.
+type CounterSample = (&'static str, &'static str, fn(&Metrics) -> u64);
+
+const COUNTERS: [CounterSample; 29] = [
+    ("puts_total", "Puts applied.", |m| m.puts),
+    ("deletes_total", "Deletes applied.", |m| m.deletes),
+    ("writes_total", "Acknowledged write calls.", |m| m.writes),
+    (
+        "written_bytes_total",
+        "Bytes of keys and values acknowledged.",
+        |m| m.bytes_written,
+    ),
+    ("gets_total", "Point reads.", |m| m.gets),
+    ("get_hits_total", "Point reads that found a value.", |m| {
+        m.get_hits
+    }),
+    (
+        "read_bytes_total",
+        "Bytes of values returned by point reads.",
+        |m| m.bytes_read,
+    ),
+    (
+        "commit_groups_total",
+        "Commit groups (one WAL append each).",
+        |m| m.commit_groups,
+    ),
+    ("wal_syncs_total", "WAL syncs by commits.", |m| m.wal_syncs),
+    ("flushes_total", "Memtables flushed to tables.", |m| {
+        m.flushes
+    }),
+    (
+        "flush_bytes_total",
+        "Bytes of tables written by flushes.",
+        |m| m.flush_bytes,
+    ),
+    ("compactions_total", "Compactions run.", |m| m.compactions),
+    (
+        "compaction_read_bytes_total",
+        "Bytes read by compactions.",
+        |m| m.compaction_bytes_read,
+    ),
+    (
+        "compaction_written_bytes_total",
+        "Bytes written by compactions.",
+        |m| m.compaction_bytes_written,
+    ),
+    (
+        "compaction_throttled_microseconds_total",
+        "Time compactions waited for the rate limiter.",
+        |m| m.compaction_throttled_micros,
+    ),
+    (
+        "background_errors_total",
+        "Failures that made the database read-only.",
+        |m| m.background_errors,
+    ),
+    (
+        "transaction_commits_total",
+        "Transactions committed.",
+        |m| m.transaction_commits,
+    ),
+    (
+        "transaction_conflicts_total",
+        "Transactions refused for a conflict.",
+        |m| m.transaction_conflicts,
+    ),
+    (
+        "write_stalls_total",
+        "Commit groups that waited for flush or compaction.",
+        |m| m.write_stalls,
+    ),
+    (
+        "write_stall_microseconds_total",
+        "Time spent in write stalls.",
+        |m| m.write_stall_micros,
+    ),
+    (
+        "write_slowdowns_total",
+        "Commit groups delayed by L0 tables.",
+        |m| m.write_slowdowns,
+    ),
+    ("block_cache_hits_total", "Block cache hits.", |m| {
+        m.block_cache_hits
+    }),
+    ("block_cache_misses_total", "Block cache misses.", |m| {
+        m.block_cache_misses
+    }),
+    (
+        "iter_seeks_total",
+        "Iterator positionings (first seek, seek, seek_for_prev).",
+        |m| m.iter_seeks,
+    ),
+    (
+        "iter_steps_total",
+        "Iterator next and next_back calls.",
+        |m| m.iter_steps,
+    ),
+    (
+        "bloom_checks_total",
+        "Point lookups that asked a bloom filter.",
+        |m| m.bloom_checks,
+    ),
+    (
+        "bloom_useful_total",
+        "Bloom filter answers of absent (a table read saved).",
+        |m| m.bloom_useful,
+    ),
+    (
+        "bloom_false_positives_total",
+        "Bloom filter maybes for keys the table did not hold.",
+        |m| m.bloom_false_positives,
+    ),
+    (
+        "listener_panics_total",
+        "Event listener callbacks that panicked.",
+        |m| m.listener_panics,
+    ),
+];
+
+/// Every per-level series: name, type, help text, value.
+type LevelSample = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::db::LevelShape) -> u64,
+);
+
+const LEVEL_SERIES: [LevelSample; 10] = [
+    ("kevo_level_tables", "gauge", "Tables per level.", |l| {
+        l.tables as u64
+    }),
+    ("kevo_level_bytes", "gauge", "Bytes per level.", |l| l.bytes),
+    (
+        "kevo_level_compactions_total",
+        "counter",
+        "Flushes (L0) or compactions that wrote into the level.",
+        |l| l.compactions,
+    ),
+    (
+        "kevo_level_compaction_in_bytes_total",
+        "counter",
+        "Bytes compactions moved into the level from above.",
+        |l| l.bytes_in,
+    ),
+    (
+        "kevo_level_compaction_rewritten_bytes_total",
+        "counter",
+        "Bytes of the level compactions read to rewrite.",
+        |l| l.bytes_rewritten,
+    ),
+    (
+        "kevo_level_written_bytes_total",
+        "counter",
+        "Bytes of tables flushes or compactions wrote into the level.",
+        |l| l.bytes_written,
+    ),
+    (
+        "kevo_level_compaction_microseconds_total",
+        "counter",
+        "Time flushes or compactions into the level took.",
+        |l| l.compaction_micros,
+    ),
+    (
+        "kevo_level_filter_checks_total",
+        "counter",
+        "Point lookups that asked a bloom filter of the level.",
+        |l| l.filter_checks,
+    ),
+    (
+        "kevo_level_filter_useful_total",
+        "counter",
+        "Bloom filter answers of absent in the level.",
+        |l| l.filter_useful,
+    ),
+    (
+        "kevo_level_filter_false_positives_total",
+        "counter",
+        "Bloom filter maybes in the level for keys its table did not hold.",
+        |l| l.filter_false_positives,
+    ),
+];
 
 impl Metrics {
     /// The metrics in the Prometheus text exposition format (version 0.0.4), every name
     /// prefixed `kevo_`.
     pub fn to_prometheus(&self) -> String {
         let mut out = String::new();
-        for (name, value, help) in self.counter_samples() {
+        for (name, help, value) in COUNTERS {
             let name = format!("kevo_{name}");
             header(&mut out, &name, "counter", help);
-            sample(&mut out, &name, "", value);
+            sample(&mut out, &name, "", value(self));
         }
         header(
             &mut out,
@@ -357,103 +652,6 @@ impl Metrics {
         out
     }
 
-    /// Every counter: name (without prefix), value, help text.
-    fn counter_samples(&self) -> [(&'static str, u64, &'static str); 23] {
-        [
-            ("puts_total", self.puts, "Puts applied."),
-            ("deletes_total", self.deletes, "Deletes applied."),
-            ("writes_total", self.writes, "Acknowledged write calls."),
-            (
-                "written_bytes_total",
-                self.bytes_written,
-                "Bytes of keys and values acknowledged.",
-            ),
-            ("gets_total", self.gets, "Point reads."),
-            (
-                "get_hits_total",
-                self.get_hits,
-                "Point reads that found a value.",
-            ),
-            (
-                "read_bytes_total",
-                self.bytes_read,
-                "Bytes of values returned by point reads.",
-            ),
-            (
-                "commit_groups_total",
-                self.commit_groups,
-                "Commit groups (one WAL append each).",
-            ),
-            ("wal_syncs_total", self.wal_syncs, "WAL syncs by commits."),
-            (
-                "flushes_total",
-                self.flushes,
-                "Memtables flushed to tables.",
-            ),
-            (
-                "flush_bytes_total",
-                self.flush_bytes,
-                "Bytes of tables written by flushes.",
-            ),
-            ("compactions_total", self.compactions, "Compactions run."),
-            (
-                "compaction_read_bytes_total",
-                self.compaction_bytes_read,
-                "Bytes read by compactions.",
-            ),
-            (
-                "compaction_written_bytes_total",
-                self.compaction_bytes_written,
-                "Bytes written by compactions.",
-            ),
-            (
-                "compaction_throttled_microseconds_total",
-                self.compaction_throttled_micros,
-                "Time compactions waited for the rate limiter.",
-            ),
-            (
-                "background_errors_total",
-                self.background_errors,
-                "Failures that made the database read-only.",
-            ),
-            (
-                "transaction_commits_total",
-                self.transaction_commits,
-                "Transactions committed.",
-            ),
-            (
-                "transaction_conflicts_total",
-                self.transaction_conflicts,
-                "Transactions refused for a conflict.",
-            ),
-            (
-                "write_stalls_total",
-                self.write_stalls,
-                "Commit groups that waited for flush or compaction.",
-            ),
-            (
-                "write_stall_microseconds_total",
-                self.write_stall_micros,
-                "Time spent in write stalls.",
-            ),
-            (
-                "write_slowdowns_total",
-                self.write_slowdowns,
-                "Commit groups delayed by L0 tables.",
-            ),
-            (
-                "block_cache_hits_total",
-                self.block_cache_hits,
-                "Block cache hits.",
-            ),
-            (
-                "block_cache_misses_total",
-                self.block_cache_misses,
-                "Block cache misses.",
-            ),
-        ]
-    }
-
     fn render_latencies(&self, out: &mut String) {
         for (name, summary, help) in [
             (
@@ -465,6 +663,21 @@ impl Metrics {
                 "kevo_write_latency_seconds",
                 &self.write_latency,
                 "Latency of writes.",
+            ),
+            (
+                "kevo_sync_latency_seconds",
+                &self.sync_latency,
+                "Latency of WAL syncs by commits.",
+            ),
+            (
+                "kevo_flush_duration_seconds",
+                &self.flush_latency,
+                "Duration of flushes.",
+            ),
+            (
+                "kevo_compaction_duration_seconds",
+                &self.compaction_latency,
+                "Duration of compactions.",
             ),
         ] {
             header(out, name, "summary", help);
@@ -481,51 +694,41 @@ impl Metrics {
     }
 
     fn render_shape(&self, out: &mut String) {
-        type Field = fn(&crate::db::LevelShape) -> u64;
-        let per_level: [(&str, &str, &str, Field); 7] = [
-            ("kevo_level_tables", "gauge", "Tables per level.", |l| {
-                l.tables as u64
-            }),
-            ("kevo_level_bytes", "gauge", "Bytes per level.", |l| l.bytes),
-            (
-                "kevo_level_compactions_total",
-                "counter",
-                "Flushes (L0) or compactions that wrote into the level.",
-                |l| l.compactions,
-            ),
-            (
-                "kevo_level_compaction_in_bytes_total",
-                "counter",
-                "Bytes compactions moved into the level from above.",
-                |l| l.bytes_in,
-            ),
-            (
-                "kevo_level_compaction_rewritten_bytes_total",
-                "counter",
-                "Bytes of the level compactions read to rewrite.",
-                |l| l.bytes_rewritten,
-            ),
-            (
-                "kevo_level_written_bytes_total",
-                "counter",
-                "Bytes of tables flushes or compactions wrote into the level.",
-                |l| l.bytes_written,
-            ),
-            (
-                "kevo_level_compaction_microseconds_total",
-                "counter",
-                "Time flushes or compactions into the level took.",
-                |l| l.compaction_micros,
-            ),
-        ];
-        for (name, kind, help, field) in per_level {
+        for (name, kind, help, field) in LEVEL_SERIES {
             header(out, name, kind, help);
             for level in &self.lsm.levels {
                 let labels = format!("{{level=\"{}\"}}", level.level);
                 sample(out, name, &labels, field(level));
             }
         }
+        header(
+            out,
+            "kevo_level_compaction_score",
+            "gauge",
+            "Leveled compaction score per level (1 or more: due).",
+        );
+        for level in &self.lsm.levels {
+            if let Some(score) = level.compaction_score {
+                let labels = format!("{{level=\"{}\"}}", level.level);
+                sample(out, "kevo_level_compaction_score", &labels, score);
+            }
+        }
         for (name, value, help) in [
+            (
+                "kevo_table_bytes",
+                self.lsm.table_bytes,
+                "Bytes of all tables.",
+            ),
+            (
+                "kevo_pending_compaction_bytes",
+                self.lsm.pending_compaction_bytes,
+                "Bytes compaction has yet to move to reach its targets.",
+            ),
+            (
+                "kevo_snapshots",
+                self.lsm.snapshots as u64,
+                "Live snapshots.",
+            ),
             (
                 "kevo_memtable_bytes",
                 self.lsm.memtable_bytes as u64,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::fs::{Fs, OsFs};
+use crate::listener::EventListener;
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -193,6 +194,10 @@ pub struct Options {
     /// [`crate::fs::MemFs`]. Not persisted.
     #[serde(skip, default = "default_fs")]
     pub fs: Arc<dyn Fs>,
+    /// Callbacks for flushes, compactions, stalls, background errors and table files (see
+    /// [`EventListener`]). Default none. Not persisted.
+    #[serde(skip)]
+    pub listeners: Vec<Arc<dyn EventListener>>,
 }
 
 fn default_fs() -> Arc<dyn Fs> {
@@ -233,6 +238,7 @@ impl Default for Options {
             max_manifest_size: 64 << 20,
             private_files: false,
             fs: default_fs(),
+            listeners: Vec::new(),
         }
     }
 }
@@ -241,12 +247,17 @@ impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The JSON form lists every persisted field; `fs` is shown by its Debug.
         let json = serde_json::to_string(self).map_err(|_| fmt::Error)?;
-        write!(f, "Options {{ {json}, fs: {:?} }}", self.fs)
+        write!(
+            f,
+            "Options {{ {json}, fs: {:?}, listeners: {} }}",
+            self.fs,
+            self.listeners.len()
+        )
     }
 }
 
 impl PartialEq for Options {
-    /// Compares every persisted option; the `fs` is not compared.
+    /// Compares every persisted option; the `fs` and the listeners are not compared.
     fn eq(&self, other: &Self) -> bool {
         serde_json::to_value(self).ok() == serde_json::to_value(other).ok()
     }
@@ -297,6 +308,12 @@ impl Options {
         max_manifest_size: u64,
         private_files: bool,
         fs: Arc<dyn Fs>,
+    }
+
+    /// Adds an event listener (see [`Options::listeners`]).
+    pub fn listener(mut self, listener: Arc<dyn EventListener>) -> Self {
+        self.listeners.push(listener);
+        self
     }
 
     /// Shorthand for `filter_policy(FilterPolicy::BitsPerKey(bits as f64))`; 0 means no

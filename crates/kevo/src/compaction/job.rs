@@ -12,6 +12,7 @@ use crate::fs::Fs;
 use crate::iter::InternalIterator;
 use crate::iter::merge::{MergingIter, Source};
 use crate::key::{self, ParsedKey, ValueKind};
+use crate::listener::{Listeners, TableFileInfo, TableReason};
 use crate::options::Options;
 use crate::sst::builder::{TableBuilder, TableOptions};
 use crate::version::edit::{FileMeta, VersionEdit};
@@ -55,6 +56,8 @@ pub struct Context<'a> {
     pub new_file_number: &'a mut dyn FnMut() -> u64,
     /// Paces output writes, if compaction writes are limited.
     pub rate_limiter: Option<&'a RateLimiter>,
+    /// Told of each output table published, and of each removed when the job fails.
+    pub(crate) listeners: &'a Listeners,
 }
 
 /// Runs `job`: merges its inputs (opened from `sources`), keeping of each key the newest
@@ -82,9 +85,16 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
         // Nothing names the tables already written: remove them now rather than leave
         // them for the next open. (The edit is not logged yet, so no manifest can.)
         for (_, table) in &outcome.edit.new_files {
-            let _ = ctx
-                .fs
-                .remove(&ctx.dir.join(crate::db::files::table_name(table.number)));
+            let path = ctx.dir.join(crate::db::files::table_name(table.number));
+            if ctx.fs.remove(&path).is_ok() {
+                ctx.listeners.notify(|l| {
+                    l.on_table_deleted(&TableFileInfo {
+                        number: table.number,
+                        bytes: table.size,
+                        reason: TableReason::Abandoned,
+                    });
+                });
+            }
         }
         return Err(e);
     }
@@ -242,6 +252,13 @@ impl<'c, 'a> OutputWriter<'c, 'a> {
             return Ok(());
         };
         let info = builder.finish()?;
+        self.ctx.listeners.notify(|l| {
+            l.on_table_created(&TableFileInfo {
+                number,
+                bytes: info.file_size,
+                reason: TableReason::Compaction,
+            });
+        });
         self.unpaced += info.file_size.saturating_sub(self.paced_size);
         self.pace(outcome);
         outcome

@@ -164,6 +164,46 @@ pub fn pick(version: &Version, opts: &Options, busy: &Busy) -> Option<Job> {
     }
 }
 
+/// Bytes compaction still has to move to bring the tree within its targets (an estimate
+/// for operators: RocksDB's "pending compaction bytes"). Leveled: L0 once it reaches its
+/// trigger, plus each deeper level's bytes over its target. Tiered: everything above the
+/// oldest run once there are enough runs to compact.
+pub fn pending_bytes(version: &Version, opts: &Options) -> u64 {
+    match opts.compaction_style {
+        CompactionStyle::Leveled => {
+            let targets = leveled::targets(version, opts);
+            let l0 = version.files(0);
+            let l0_bytes = if l0.len() >= opts.l0_compaction_trigger {
+                total_size(l0)
+            } else {
+                0
+            };
+            let last = version.num_levels() - 1;
+            (1..last).fold(l0_bytes, |sum, level| {
+                let bytes = total_size(version.files(level));
+                sum + bytes.saturating_sub(targets.targets[level])
+            })
+        }
+        CompactionStyle::Tiered => {
+            let runs = tiered::runs(version);
+            if runs.len() < opts.l0_compaction_trigger.max(2) {
+                return 0;
+            }
+            runs[..runs.len() - 1].iter().map(|r| r.size).sum()
+        }
+    }
+}
+
+/// How urgent compacting `level` is (≥ 1: due), under the leveled style; `None` for the
+/// last level and under tiered (which scores runs, not levels).
+pub fn level_score(version: &Version, opts: &Options, level: usize) -> Option<f64> {
+    if opts.compaction_style != CompactionStyle::Leveled || level + 1 >= version.num_levels() {
+        return None;
+    }
+    let targets = leveled::targets(version, opts);
+    Some(leveled::score(version, opts, &targets, level))
+}
+
 /// A range of user keys for manual compaction.
 pub type UserKeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
 

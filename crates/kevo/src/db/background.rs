@@ -99,7 +99,7 @@ impl DbInner {
             state.running += 1;
             (job, version)
         };
-        let result = self.run_compaction(&job, &version);
+        let result = self.run_compaction(&job, &version, false);
         let mut state = lock(&self.compactions);
         for file in job.all_inputs() {
             state.busy.remove(&file.number);

@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{DbInner, ReadView, lock};
 use crate::compaction::{self, Context, Job, UserKeyRange, Visibility};
 use crate::error::Result;
 use crate::iter::level::{LevelIter, OpenTable};
 use crate::iter::merge::Source;
+use crate::listener::{CompactionInfo, TableFileInfo, TableReason};
 use crate::metrics::LevelWork;
 use crate::version::edit::FileMeta;
 use crate::version::set::Version;
@@ -25,11 +26,62 @@ impl DbInner {
     }
 
     /// Runs `job` (picked from `version`, its inputs reserved for it), commits the result
-    /// and swaps it into the read view.
-    pub(super) fn run_compaction(&self, job: &Job, version: &Arc<Version>) -> Result<()> {
+    /// and swaps it into the read view. `manual`: asked for by `Db::compact`.
+    pub(super) fn run_compaction(
+        &self,
+        job: &Job,
+        version: &Arc<Version>,
+        manual: bool,
+    ) -> Result<()> {
         let started = Instant::now();
-        // L0 tables overlap: a cursor each. A deeper level is one sorted run: one cursor
-        // that opens its tables in turn.
+        let mut event = CompactionInfo {
+            level: job.level,
+            output_level: job.output,
+            inputs: job.all_inputs().map(|f| f.number).collect(),
+            outputs: Vec::new(),
+            bytes_read: job.all_inputs().map(|f| f.size).sum(),
+            bytes_written: 0,
+            trivial_move: job.is_trivial_move(),
+            manual,
+            duration: Duration::ZERO,
+        };
+        self.listeners.notify(|l| l.on_compaction_begin(&event));
+        let sources = self.compaction_sources(job)?;
+        let visibility = self.visibility();
+        let mut new_file_number = || lock(&self.versions).new_file_number();
+        let mut ctx = Context {
+            fs: self.fs.as_ref(),
+            dir: &self.dir,
+            opts: &self.opts,
+            version,
+            visibility: &visibility,
+            new_file_number: &mut new_file_number,
+            rate_limiter: self.rate_limiter.as_ref(),
+            listeners: &self.listeners,
+        };
+        let outcome = compaction::run(job, sources, &mut ctx)?;
+        event.outputs = outcome
+            .edit
+            .new_files
+            .iter()
+            .map(|(_, f)| f.number)
+            .collect();
+        // Unregistered readers older than the job must not read its version: the versions
+        // they would see may be gone (see `DbInner::read_point`).
+        self.install_edit(outcome.edit, visibility.now())?;
+        self.count_compaction(job, outcome.bytes_written, outcome.throttled, started);
+        if !job.is_trivial_move() {
+            lock(&self.obsolete_tables).extend(job.all_inputs().cloned());
+        }
+        event.bytes_written = outcome.bytes_written;
+        event.duration = started.elapsed();
+        self.listeners.notify(|l| l.on_compaction_end(&event));
+        Ok(())
+    }
+
+    /// A cursor per L0 input table, one per deeper input level (a sorted run, whose
+    /// tables it opens in turn).
+    fn compaction_sources(&self, job: &Job) -> Result<Vec<Source>> {
         let mut sources: Vec<Source> = Vec::new();
         for input in &job.inputs {
             if input.level == 0 {
@@ -43,40 +95,25 @@ impl DbInner {
                 )));
             }
         }
-        let visibility = self.visibility();
-        let mut new_file_number = || lock(&self.versions).new_file_number();
-        let mut ctx = Context {
-            fs: self.fs.as_ref(),
-            dir: &self.dir,
-            opts: &self.opts,
+        Ok(sources)
+    }
+
+    /// Logs `edit` to the manifest and swaps the resulting version into the read view,
+    /// raising its floor to `floor`.
+    fn install_edit(&self, edit: crate::version::edit::VersionEdit, floor: u64) -> Result<()> {
+        let mut versions = lock(&self.versions);
+        // If this fails the outputs stay: the edit may have reached the disk all the same,
+        // and then they are live. The next open keeps or removes them by what the manifest
+        // says.
+        let version = versions.log_and_apply(self.fs.as_ref(), edit)?;
+        let _guard = lock(&self.view_change);
+        let old = self.view.load();
+        self.view.store(Arc::new(ReadView {
+            mem: old.mem.clone(),
+            imm: old.imm.clone(),
             version,
-            visibility: &visibility,
-            new_file_number: &mut new_file_number,
-            rate_limiter: self.rate_limiter.as_ref(),
-        };
-        let outcome = compaction::run(job, sources, &mut ctx)?;
-        {
-            let mut versions = lock(&self.versions);
-            // If this fails the outputs stay: the edit may have reached the disk all the
-            // same, and then they are live. The next open keeps or removes them by what
-            // the manifest says.
-            let version = versions.log_and_apply(self.fs.as_ref(), outcome.edit)?;
-            let _guard = lock(&self.view_change);
-            let old = self.view.load();
-            // Unregistered readers older than the job must not read this version: the
-            // versions they would see may be gone (see `DbInner::read_point`).
-            let floor = old.floor.max(visibility.now());
-            self.view.store(Arc::new(ReadView {
-                mem: old.mem.clone(),
-                imm: old.imm.clone(),
-                version,
-                floor,
-            }));
-        }
-        self.count_compaction(job, outcome.bytes_written, outcome.throttled, started);
-        if !job.is_trivial_move() {
-            lock(&self.obsolete_tables).extend(job.all_inputs().cloned());
-        }
+            floor: old.floor.max(floor),
+        }));
         Ok(())
     }
 
@@ -104,6 +141,7 @@ impl DbInner {
         if let Some(level) = self.level_stats.get(job.output) {
             level.record_compaction(work, started.elapsed());
         }
+        self.stats.compaction_latency.record(started.elapsed());
         let stats = &self.stats;
         crate::metrics::add(&stats.compactions, 1);
         crate::metrics::add(&stats.compaction_bytes_written, bytes_written);
@@ -131,9 +169,18 @@ impl DbInner {
             self.tables.evict(file.number);
             // A table that cannot be removed now is not in the manifest; the next open
             // removes it.
-            let _ = self
+            let removed = self
                 .fs
                 .remove(&self.dir.join(super::files::table_name(file.number)));
+            if removed.is_ok() {
+                self.listeners.notify(|l| {
+                    l.on_table_deleted(&TableFileInfo {
+                        number: file.number,
+                        bytes: file.size,
+                        reason: TableReason::Obsolete,
+                    });
+                });
+            }
             false
         });
     }
@@ -149,7 +196,7 @@ impl DbInner {
         for level in 0..levels {
             let version = self.view.load().version.clone();
             if let Some(job) = compaction::whole_level(&version, level, range) {
-                self.run_compaction(&job, &version)?;
+                self.run_compaction(&job, &version, true)?;
                 // Let go of this function's own references, so the inputs can go now.
                 drop((job, version));
                 self.delete_obsolete_tables();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{DbInner, FrozenMemTable, ReadView, files, lock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::listener::{FlushInfo, StallCause, StallInfo, TableFileInfo, TableReason};
 use crate::sst::builder::{TableBuilder, TableOptions};
 use crate::version::edit::VersionEdit;
 
@@ -49,6 +50,13 @@ impl DbInner {
         };
         let started = Instant::now();
         let number = lock(&self.versions).new_file_number();
+        let mut event = FlushInfo {
+            table: number,
+            entries: 0,
+            bytes: 0,
+            duration: Duration::ZERO,
+        };
+        self.listeners.notify(|l| l.on_flush_begin(&event));
         let path = self.dir.join(files::table_name(number));
         let mut builder = TableBuilder::create(
             self.fs.as_ref(),
@@ -78,6 +86,13 @@ impl DbInner {
             cursor.next();
         }
         let info = builder.finish()?;
+        self.listeners.notify(|l| {
+            l.on_table_created(&TableFileInfo {
+                number,
+                bytes: info.file_size,
+                reason: TableReason::Flush,
+            });
+        });
         crate::metrics::add(&self.stats.flushes, 1);
         crate::metrics::add(&self.stats.flush_bytes, info.file_size);
         self.level_stats[0].record_flush(info.file_size, started.elapsed());
@@ -112,6 +127,11 @@ impl DbInner {
             }));
         }
         self.remove_obsolete_wals(frozen.next_log);
+        event.entries = info.properties.entries;
+        event.bytes = info.file_size;
+        event.duration = started.elapsed();
+        self.stats.flush_latency.record(event.duration);
+        self.listeners.notify(|l| l.on_flush_end(&event));
         Ok(true)
     }
 
@@ -134,6 +154,7 @@ impl DbInner {
     pub(crate) fn wait_for_room(&self) -> Result<()> {
         self.stall_until(
             |view| view.imm.len() < self.opts.max_memtables,
+            StallCause::Memtables,
             "memtables wait for flush",
         )
     }
@@ -142,23 +163,34 @@ impl DbInner {
     pub(crate) fn wait_for_l0(&self) -> Result<()> {
         self.stall_until(
             |view| view.version.files(0).len() < self.opts.l0_stop_trigger,
+            StallCause::L0Tables,
             "L0 tables wait for compaction",
         )
     }
 
     /// Blocks the writer until `ready` holds for the current view (flushes and compactions
     /// signal their progress), counting the stall; `Resource` after `write_stall_timeout`.
-    fn stall_until(&self, ready: impl Fn(&ReadView) -> bool, what: &str) -> Result<()> {
+    fn stall_until(
+        &self,
+        ready: impl Fn(&ReadView) -> bool,
+        cause: StallCause,
+        what: &str,
+    ) -> Result<()> {
         if ready(&self.view.load()) {
             return Ok(());
         }
         let started = Instant::now();
-        self.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
+        self.stats.write_stalls.add(1);
+        let mut info = StallInfo {
+            cause,
+            duration: Duration::ZERO,
+        };
+        self.listeners.notify(|l| l.on_stall_begin(&info));
         let result = self.stall_wait(&ready, what);
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.stats
-            .write_stall_micros
-            .fetch_add(micros, Ordering::Relaxed);
+        info.duration = started.elapsed();
+        let micros = u64::try_from(info.duration.as_micros()).unwrap_or(u64::MAX);
+        self.stats.write_stall_micros.add(micros);
+        self.listeners.notify(|l| l.on_stall_end(&info));
         result
     }
 

@@ -107,6 +107,10 @@ impl DbIter {
         }
         let key = key.as_ref();
         let target = key::seek_key(key, MAX_SEQUENCE);
+        if self.front.is_some() {
+            // A new cursor counts its own first seek.
+            self.db.stats.iter_seeks.add(1);
+        }
         match self.front_cursor() {
             Ok(cursor) => cursor.seek(&target),
             Err(e) => {
@@ -127,6 +131,9 @@ impl DbIter {
         }
         // Past every version of the key, then one back.
         let target = key::seek_key(key.as_ref(), 0);
+        if self.back.is_some() {
+            self.db.stats.iter_seeks.add(1);
+        }
         match self.back_cursor() {
             Ok(cursor) => {
                 cursor.seek(&target);
@@ -198,6 +205,7 @@ impl DbIter {
 
     fn front_cursor(&mut self) -> Result<&mut MergingIter> {
         if self.front.is_none() {
+            self.db.stats.iter_seeks.add(1);
             let mut merged = self.merge()?;
             match &self.lower {
                 Bound::Unbounded => merged.seek_to_first(),
@@ -214,6 +222,7 @@ impl DbIter {
 
     fn back_cursor(&mut self) -> Result<&mut MergingIter> {
         if self.back.is_none() {
+            self.db.stats.iter_seeks.add(1);
             let mut merged = self.merge()?;
             match &self.upper {
                 Bound::Unbounded => merged.seek_to_last(),
@@ -324,6 +333,7 @@ impl Iterator for DbIter {
     type Item = Result<(Value, Value)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.db.stats.iter_steps.add(1);
         if let Some(e) = self.pending_error.take() {
             return Some(self.fail(e));
         }
@@ -343,6 +353,7 @@ impl Iterator for DbIter {
 
 impl DoubleEndedIterator for DbIter {
     fn next_back(&mut self) -> Option<Self::Item> {
+        self.db.stats.iter_steps.add(1);
         if let Some(e) = self.pending_error.take() {
             return Some(self.fail(e));
         }

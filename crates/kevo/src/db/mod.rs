@@ -11,6 +11,7 @@ mod commit;
 mod compact;
 pub(crate) mod files;
 mod flush;
+mod health;
 pub(crate) mod iter;
 mod open;
 mod tables;
@@ -38,6 +39,7 @@ use crate::version::set::{Version, VersionSet};
 use crate::wal::LogWriter;
 use commit::{CommitQueue, PendingWrite};
 use flush::FlushState;
+pub use health::{Health, HealthStatus, HealthThresholds};
 pub use iter::DbIter;
 use std::ops::{Bound, RangeBounds};
 use tables::TableCache;
@@ -213,10 +215,18 @@ fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> (Bound<Vec<u8>>
 }
 
 /// The shape of the LSM tree at one moment (see [`Db::lsm_shape`]).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct LsmShape {
     /// Every level, L0 first.
     pub levels: Vec<LevelShape>,
+    /// Bytes of all tables: the database's disk use, less its WALs and manifest.
+    pub table_bytes: u64,
+    /// Bytes compaction still has to move to bring the tree within its targets (an
+    /// estimate; see `docs/operations.md`).
+    pub pending_compaction_bytes: u64,
+    /// Live snapshots (transactions hold one each).
+    pub snapshots: usize,
     /// Bytes held by the active and frozen memtables.
     pub memtable_bytes: usize,
     /// Memtables frozen and waiting for flush.
@@ -228,7 +238,8 @@ pub struct LsmShape {
 }
 
 /// One level of an [`LsmShape`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct LevelShape {
     /// The level number (0 is the newest).
     pub level: usize,
@@ -236,6 +247,19 @@ pub struct LevelShape {
     pub tables: usize,
     /// Their total size in bytes.
     pub bytes: u64,
+    /// The smallest and largest user keys the level holds (JSON: text, or hex for binary
+    /// keys); `None` when it is empty.
+    #[serde(serialize_with = "serialize_key_range")]
+    pub key_range: Option<(Vec<u8>, Vec<u8>)>,
+    /// Leveled compaction's score for the level (≥ 1: a compaction is due); `None` for
+    /// the last level and under tiered compaction.
+    pub compaction_score: Option<f64>,
+    /// Point lookups that asked a bloom filter of this level.
+    pub filter_checks: u64,
+    /// Those the filter answered "absent" (a table read saved).
+    pub filter_useful: u64,
+    /// Those the filter let through although the table held no visible version of the key.
+    pub filter_false_positives: u64,
     /// Flushes (L0) or compactions that wrote into this level since open.
     pub compactions: u64,
     /// Bytes those compactions moved in from shallower levels.
@@ -247,6 +271,18 @@ pub struct LevelShape {
     pub bytes_written: u64,
     /// Time they took, in microseconds (rate-limiter waits included).
     pub compaction_micros: u64,
+}
+
+#[allow(clippy::ref_option)] // the signature serde's `serialize_with` calls
+fn serialize_key_range<S: serde::Serializer>(
+    range: &Option<(Vec<u8>, Vec<u8>)>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    range
+        .as_ref()
+        .map(|(lo, hi)| (txn::show(lo), txn::show(hi)))
+        .serialize(serializer)
 }
 
 /// A frozen memtable waiting for flush.
@@ -326,6 +362,10 @@ pub(crate) struct DbInner {
     obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
     /// Counters for `Db::metrics`.
     stats: Counters,
+    /// The event listeners of `Options::listeners`.
+    listeners: crate::listener::Listeners,
+    /// Where the previous `Db::health` left the stall clock.
+    health_window: Mutex<health::HealthWindow>,
 }
 
 /// How long a commit group waits when L0 is past `l0_slowdown_trigger`.
@@ -480,8 +520,8 @@ impl Db {
         let (block_cache_hits, block_cache_misses) = self.inner.tables.block_cache_counts();
         let bytes_written = read(&c.bytes_written);
         let table_bytes_written = read(&c.flush_bytes) + read(&c.compaction_bytes_written);
+        let lsm = self.lsm_shape();
         Metrics {
-            lsm: self.lsm_shape(),
             puts: read(&c.puts),
             deletes: read(&c.deletes),
             writes: read(&c.writes),
@@ -512,25 +552,48 @@ impl Db {
             block_cache_misses,
             get_latency: c.get_latency.snapshot(),
             write_latency: c.write_latency.snapshot(),
+            sync_latency: c.sync_latency.snapshot(),
+            flush_latency: c.flush_latency.snapshot(),
+            compaction_latency: c.compaction_latency.snapshot(),
+            iter_seeks: read(&c.iter_seeks),
+            iter_steps: read(&c.iter_steps),
+            bloom_checks: lsm.levels.iter().map(|l| l.filter_checks).sum(),
+            bloom_useful: lsm.levels.iter().map(|l| l.filter_useful).sum(),
+            bloom_false_positives: lsm.levels.iter().map(|l| l.filter_false_positives).sum(),
+            listener_panics: self.inner.listeners.panics(),
+            lsm,
         }
     }
 
     /// The shape of the tree now: tables and bytes per level, memtables, live WALs.
     pub fn lsm_shape(&self) -> LsmShape {
-        let view = self.inner.view.load();
-        let levels = (0..view.version.num_levels())
+        let inner = &self.inner;
+        let view = inner.view.load();
+        let version = &view.version;
+        let levels: Vec<LevelShape> = (0..version.num_levels())
             .map(|level| {
-                let files = view.version.files(level);
-                let work = self
-                    .inner
+                let files = version.files(level);
+                let work = inner
                     .level_stats
                     .get(level)
                     .map(crate::metrics::LevelCounters::read)
                     .unwrap_or_default();
+                let (filter_checks, filter_useful, filter_false_positives) =
+                    inner.tables.filter_counts(level);
+                let smallest = files
+                    .iter()
+                    .map(|f| crate::key::user_key(&f.smallest))
+                    .min();
+                let largest = files.iter().map(|f| crate::key::user_key(&f.largest)).max();
                 LevelShape {
                     level,
                     tables: files.len(),
                     bytes: files.iter().map(|f| f.size).sum(),
+                    key_range: smallest.zip(largest).map(|(s, l)| (s.to_vec(), l.to_vec())),
+                    compaction_score: crate::compaction::level_score(version, &inner.opts, level),
+                    filter_checks,
+                    filter_useful,
+                    filter_false_positives,
                     compactions: work.compactions,
                     bytes_in: work.bytes_in,
                     bytes_rewritten: work.bytes_rewritten,
@@ -540,12 +603,15 @@ impl Db {
             })
             .collect();
         LsmShape {
+            table_bytes: levels.iter().map(|l| l.bytes).sum(),
+            pending_compaction_bytes: crate::compaction::pending_bytes(version, &inner.opts),
+            snapshots: lock(&inner.snapshots).values().sum(),
             levels,
             memtable_bytes: view.mem.memory_usage()
                 + view.imm.iter().map(|f| f.mem.memory_usage()).sum::<usize>(),
             frozen_memtables: view.imm.len(),
-            live_wals: lock(&self.inner.live_wals).len(),
-            last_sequence: self.inner.visible_sequence.load(Ordering::Acquire),
+            live_wals: lock(&inner.live_wals).len(),
+            last_sequence: inner.visible_sequence.load(Ordering::Acquire),
         }
     }
 
@@ -779,8 +845,13 @@ impl DbInner {
         if sync {
             add(&self.stats.wal_syncs, 1);
         }
-        if sync && let Err(e) = w.wal.sync() {
-            return Err(self.degrade(e));
+        if sync {
+            let started = std::time::Instant::now();
+            let synced = w.wal.sync();
+            self.stats.sync_latency.record(started.elapsed());
+            if let Err(e) = synced {
+                return Err(self.degrade(e));
+            }
         }
         w.wal_good_len = w.wal.len();
         if entries == 0 {
@@ -811,7 +882,7 @@ impl DbInner {
         if l0 >= self.opts.l0_stop_trigger {
             self.wait_for_l0()?;
         } else if l0 >= self.opts.l0_slowdown_trigger {
-            self.stats.write_slowdowns.fetch_add(1, Ordering::Relaxed);
+            self.stats.write_slowdowns.add(1);
             std::thread::sleep(SLOWDOWN_DELAY);
         }
         if self.view.load().mem.memory_usage() < self.opts.memtable_size {
@@ -850,6 +921,8 @@ impl DbInner {
         if slot.is_none() {
             add(&self.stats.background_errors, 1);
             *slot = Some(cause.duplicate());
+            drop(slot);
+            self.listeners.notify(|l| l.on_background_error(&cause));
         }
         cause
     }

@@ -212,6 +212,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
             dir,
             opts.block_cache_size,
             opts.max_open_files,
+            opts.max_levels,
         )),
         fs,
         view: ArcSwap::from_pointee(ReadView {
@@ -249,6 +250,8 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
             .collect(),
         obsolete_tables: Mutex::new(Vec::new()),
         stats: crate::metrics::Counters::default(),
+        listeners: crate::listener::Listeners::new(opts.listeners.clone()),
+        health_window: Mutex::new(super::health::HealthWindow::new()),
         opts,
     });
     let workers = super::background::spawn_workers(&inner)?;

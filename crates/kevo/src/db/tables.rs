@@ -8,6 +8,7 @@ use super::{files, lock};
 use crate::error::Result;
 use crate::fs::Fs;
 use crate::key::{self, SequenceNumber};
+use crate::metrics::FilterCounters;
 use crate::sst::table::{BlockReads, Table, TableBlockCache, TableLookup};
 use crate::version::edit::FileMeta;
 use crate::version::set::Version;
@@ -24,6 +25,8 @@ pub(crate) struct TableCache {
     /// Open tables by file number, with the tick of their last use.
     open: Mutex<OpenTables>,
     capacity: usize,
+    /// What the filters of each level said to point lookups.
+    filters: Box<[FilterCounters]>,
 }
 
 #[derive(Default)]
@@ -34,7 +37,13 @@ struct OpenTables {
 
 impl TableCache {
     /// A cache keeping at most `capacity` tables open (at least 1).
-    pub fn new(fs: Arc<dyn Fs>, dir: &Path, block_cache_size: usize, capacity: usize) -> Self {
+    pub fn new(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        block_cache_size: usize,
+        capacity: usize,
+        levels: usize,
+    ) -> Self {
         let blocks =
             (block_cache_size > 0).then(|| Arc::new(TableBlockCache::new(block_cache_size)));
         TableCache {
@@ -43,6 +52,7 @@ impl TableCache {
             blocks,
             open: Mutex::new(OpenTables::default()),
             capacity: capacity.max(1),
+            filters: (0..levels).map(|_| FilterCounters::default()).collect(),
         }
     }
 
@@ -103,6 +113,13 @@ impl TableCache {
             .map_or((0, 0), |b| (b.hits(), b.misses()))
     }
 
+    /// What the filters of `level` said: checks, useful, false positives.
+    pub fn filter_counts(&self, level: usize) -> (u64, u64, u64) {
+        self.filters
+            .get(level)
+            .map_or((0, 0, 0), FilterCounters::read)
+    }
+
     /// Tables open now.
     #[cfg(test)]
     pub fn open_tables(&self) -> usize {
@@ -117,8 +134,8 @@ impl TableCache {
         sequence: SequenceNumber,
         reads: BlockReads,
     ) -> Result<Option<TableLookup>> {
-        self.search(version, user_key, |table| {
-            table.get_with(user_key, sequence, reads)
+        self.search(version, user_key, |table, level| {
+            table.get_with(user_key, sequence, reads, self.filters.get(level))
         })
     }
 
@@ -128,7 +145,9 @@ impl TableCache {
         version: &Version,
         user_key: &[u8],
     ) -> Result<Option<SequenceNumber>> {
-        self.search(version, user_key, |table| table.newest_sequence(user_key))
+        self.search(version, user_key, |table, _| {
+            table.newest_sequence(user_key)
+        })
     }
 
     /// Asks `probe` of each table that may hold `user_key`, newest data first: L0 newest
@@ -138,11 +157,11 @@ impl TableCache {
         &self,
         version: &Version,
         user_key: &[u8],
-        probe: impl Fn(&Table) -> Result<Option<T>>,
+        probe: impl Fn(&Table, usize) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         for file in version.files(0) {
             if covers(file, user_key)
-                && let Some(found) = probe(&*self.table(file.number)?)?
+                && let Some(found) = probe(&*self.table(file.number)?, 0)?
             {
                 return Ok(Some(found));
             }
@@ -151,7 +170,7 @@ impl TableCache {
             let files = version.files(level);
             let i = files.partition_point(|f| key::user_key(&f.largest) < user_key);
             if let Some(file) = files.get(i).filter(|f| covers(f, user_key))
-                && let Some(found) = probe(&*self.table(file.number)?)?
+                && let Some(found) = probe(&*self.table(file.number)?, level)?
             {
                 return Ok(Some(found));
             }
@@ -200,7 +219,7 @@ mod tests {
             edit.new_files.push((0, meta));
         }
         let version = Version::empty(7).apply(&edit).unwrap();
-        let cache = TableCache::new(Arc::new(fs), dir, 1 << 20, 16);
+        let cache = TableCache::new(Arc::new(fs), dir, 1 << 20, 16, 7);
         for round in 0..3 {
             for number in 1..=20u64 {
                 let got = cache

@@ -214,14 +214,10 @@ impl DbInner {
                             show(&key)
                         ),
                     ));
-                    self.stats
-                        .transaction_conflicts
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.stats.transaction_conflicts.add(1);
                     continue;
                 }
-                self.stats
-                    .transaction_commits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.stats.transaction_commits.add(1);
             }
             if checks {
                 written.extend(batch.iter().map(|e| e.key.to_vec()));
@@ -333,7 +329,7 @@ fn overlaps(range: &KeyRange, file: &crate::version::edit::FileMeta) -> bool {
 }
 
 /// A key for an error message: text as is, otherwise hex.
-fn show(key: &[u8]) -> String {
+pub(crate) fn show(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
         Ok(text) if !text.chars().any(char::is_control) => format!("{text:?}"),
         _ => key

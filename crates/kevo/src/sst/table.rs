@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::fs::{Fs, FsFile};
 use crate::iter::InternalIterator;
 use crate::key::{self, ParsedKey, SequenceNumber, ValueKind};
+use crate::metrics::FilterCounters;
 
 /// The cache shared by every table of a database.
 pub type TableBlockCache = BlockCache<Block>;
@@ -59,6 +60,20 @@ impl Default for BlockReads {
             verify_checksums: false,
         }
     }
+}
+
+/// What a table's filter said about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilterVerdict {
+    Absent,
+    Maybe,
+}
+
+/// The result of [`Table::find`].
+struct Found {
+    entries: Option<BlockIter>,
+    /// `None` when the table has no filter.
+    filter_verdict: Option<FilterVerdict>,
 }
 
 /// What a table says about a key at a sequence number.
@@ -145,17 +160,28 @@ impl Table {
     /// The newest version of `user_key` with sequence ≤ `sequence`, if the table holds one.
     /// A key the filter rules out costs no block read.
     pub fn get(&self, user_key: &[u8], sequence: SequenceNumber) -> Result<Option<TableLookup>> {
-        self.get_with(user_key, sequence, BlockReads::default())
+        self.get_with(user_key, sequence, BlockReads::default(), None)
     }
 
-    /// [`Table::get`] with control over the block cache.
-    pub fn get_with(
+    /// [`Table::get`] with control over the block cache, counting what the filter said in
+    /// `filter_counters`.
+    pub(crate) fn get_with(
         &self,
         user_key: &[u8],
         sequence: SequenceNumber,
         reads: BlockReads,
+        filter_counters: Option<&FilterCounters>,
     ) -> Result<Option<TableLookup>> {
-        let Some(entries) = self.find(user_key, sequence, reads)? else {
+        let found = self.find(user_key, sequence, reads)?;
+        if let (Some(counters), Some(verdict)) = (filter_counters, found.filter_verdict) {
+            counters.checks.add(1);
+            match verdict {
+                FilterVerdict::Absent => counters.useful.add(1),
+                FilterVerdict::Maybe if found.entries.is_none() => counters.false_positives.add(1),
+                FilterVerdict::Maybe => {}
+            }
+        }
+        let Some(entries) = found.entries else {
             return Ok(None);
         };
         // `find` checked the key parses.
@@ -169,24 +195,40 @@ impl Table {
     /// The sequence number of the newest version of `user_key` the table holds, if any.
     pub fn newest_sequence(&self, user_key: &[u8]) -> Result<Option<SequenceNumber>> {
         let found = self.find(user_key, key::MAX_SEQUENCE, BlockReads::default())?;
-        Ok(found.and_then(|entries| ParsedKey::parse(entries.key()).map(|p| p.sequence)))
+        Ok(found
+            .entries
+            .and_then(|entries| ParsedKey::parse(entries.key()).map(|p| p.sequence)))
     }
 
-    /// A block cursor on the newest version of `user_key` with sequence ≤ `sequence`, or
-    /// `None` if the table has none (a lookup the filter rules out reads no block).
-    fn find(
+    /// A block cursor on the newest version of `user_key` with sequence ≤ `sequence`, if
+    /// the table has one (a lookup the filter rules out reads no block), and what the
+    /// filter said.
+    fn find(&self, user_key: &[u8], sequence: SequenceNumber, reads: BlockReads) -> Result<Found> {
+        let filter_verdict = self.filter.as_ref().map(|f| {
+            if f.may_contain(user_key) {
+                FilterVerdict::Maybe
+            } else {
+                FilterVerdict::Absent
+            }
+        });
+        let entries = if filter_verdict == Some(FilterVerdict::Absent) {
+            None
+        } else {
+            self.search_blocks(user_key, sequence, reads)?
+        };
+        Ok(Found {
+            entries,
+            filter_verdict,
+        })
+    }
+
+    /// The index and data block part of [`Table::find`].
+    fn search_blocks(
         &self,
         user_key: &[u8],
         sequence: SequenceNumber,
         reads: BlockReads,
     ) -> Result<Option<BlockIter>> {
-        if self
-            .filter
-            .as_ref()
-            .is_some_and(|f| !f.may_contain(user_key))
-        {
-            return Ok(None);
-        }
         let target = key::seek_key(user_key, sequence);
         let mut index = self.index.iter();
         index.seek(&target);
