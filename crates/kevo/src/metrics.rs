@@ -28,6 +28,21 @@ fn shard_index() -> usize {
     INDEX.with(|i| *i)
 }
 
+/// One point lookup in this many (per thread) has its latency recorded.
+pub(crate) const LATENCY_SAMPLING: u32 = 8;
+
+/// Whether the calling thread's current lookup is one to time.
+pub(crate) fn sample_latency() -> bool {
+    thread_local! {
+        static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    CALLS.with(|calls| {
+        let n = calls.get().wrapping_add(1);
+        calls.set(n);
+        n % LATENCY_SAMPLING == 1
+    })
+}
+
 /// One atomic alone on its cache lines (128 bytes: adjacent-line prefetch pairs lines).
 #[derive(Default)]
 #[repr(align(128))]
@@ -36,7 +51,8 @@ struct Padded(AtomicU64);
 /// A counter that threads increment without contending: one padded atomic per shard,
 /// summed when read. Exact; a read concurrent with increments sees some of them.
 #[derive(Default)]
-pub(crate) struct Counter {
+#[doc(hidden)] // public for the instrumentation benchmark
+pub struct Counter {
     shards: [Padded; SHARDS],
 }
 
@@ -57,7 +73,8 @@ impl Counter {
 
 /// A log-linear latency histogram in nanoseconds: lock-free, sharded like [`Counter`],
 /// fixed memory, quantiles within 25% of the true value.
-pub(crate) struct Histogram {
+#[doc(hidden)] // public for the instrumentation benchmark
+pub struct Histogram {
     shards: Box<[HistogramShard]>,
 }
 
@@ -419,7 +436,8 @@ pub struct Metrics {
     pub block_cache_hits: u64,
     /// Block cache lookups that missed.
     pub block_cache_misses: u64,
-    /// Latency of `get`.
+    /// Latency of `get`, sampled: one call in 8 per thread is timed (`count` is the
+    /// samples, `gets` the calls).
     pub get_latency: LatencySummary,
     /// Latency of writes, from the call to the acknowledgement.
     pub write_latency: LatencySummary,

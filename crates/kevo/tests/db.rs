@@ -1127,7 +1127,12 @@ fn metrics_count_every_operation_exactly_and_export_as_prometheus_and_json() {
     assert_eq!(m.flushes, 1);
     assert!(m.compactions >= 1 && m.compaction_bytes_written > 0);
     assert!(m.write_amplification > 0.0);
-    assert_eq!(m.get_latency.count, 11);
+    // One get in 8 per thread is timed: 11 calls give 1 or 2 samples, whatever the phase.
+    assert!(
+        (1..=2).contains(&m.get_latency.count),
+        "{}",
+        m.get_latency.count
+    );
     assert_eq!(m.write_latency.count, 12);
     assert!(
         m.get_latency.p50_nanos <= m.get_latency.p99_nanos

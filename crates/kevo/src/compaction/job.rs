@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::rate_limiter::RateLimiter;
@@ -58,6 +59,8 @@ pub struct Context<'a> {
     pub rate_limiter: Option<&'a RateLimiter>,
     /// Told of each output table published, and of each removed when the job fails.
     pub(crate) listeners: &'a Listeners,
+    /// Set when the database closes: the job stops (as failed) at the next key.
+    pub cancel: &'a AtomicBool,
 }
 
 /// Runs `job`: merges its inputs (opened from `sources`), keeping of each key the newest
@@ -122,6 +125,9 @@ fn merge(
             ));
         };
         if last_user.as_deref() != Some(parsed.user_key) {
+            if writer.ctx.cancel.load(Ordering::Relaxed) {
+                return Err(crate::Error::closed());
+            }
             // Cut the output only between user keys, so no key spans two tables of a level.
             writer.before_user_key(parsed.user_key, outcome)?;
             last_user = Some(parsed.user_key.to_vec());
@@ -242,7 +248,7 @@ impl<'c, 'a> OutputWriter<'c, 'a> {
 
     fn pace(&mut self, outcome: &mut Outcome) {
         if let Some(limiter) = self.ctx.rate_limiter {
-            outcome.throttled += limiter.request(self.unpaced);
+            outcome.throttled += limiter.request(self.unpaced, self.ctx.cancel);
         }
         self.unpaced = 0;
     }

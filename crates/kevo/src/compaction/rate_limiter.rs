@@ -7,6 +7,7 @@
 //! the rate.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A shared limit on bytes per second.
@@ -54,18 +55,24 @@ impl RateLimiter {
         }
     }
 
-    /// Accounts for `bytes` written and sleeps as long as the rate requires; returns the
-    /// time slept.
-    pub fn request(&self, bytes: u64) -> Duration {
+    /// Accounts for `bytes` written and sleeps as long as the rate requires, or until
+    /// `cancel` is set; returns the time slept.
+    pub fn request(&self, bytes: u64, cancel: &AtomicBool) -> Duration {
+        /// Sleeps are cut into slices this long, to notice `cancel` soon.
+        const SLICE: Duration = Duration::from_millis(50);
         let wait = self
             .bucket
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take(Instant::now(), bytes, self.rate);
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
+        let started = Instant::now();
+        while let Some(left) = wait.checked_sub(started.elapsed()).filter(|l| !l.is_zero()) {
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(left.min(SLICE));
         }
-        wait
+        started.elapsed().min(wait)
     }
 }
 
@@ -114,9 +121,19 @@ mod tests {
     #[test]
     fn request_sleeps_for_the_debt() {
         let limiter = RateLimiter::new(1000);
-        assert_eq!(limiter.request(1000), Duration::ZERO);
+        let go_on = AtomicBool::new(false);
+        assert_eq!(limiter.request(1000, &go_on), Duration::ZERO);
         // Only a pause of 100 ms between the two calls could repay the debt in advance.
-        let slept = limiter.request(100);
+        let slept = limiter.request(100, &go_on);
         assert!(slept > Duration::ZERO && slept <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_cancelled_request_returns_without_sleeping_out_its_debt() {
+        let limiter = RateLimiter::new(4096);
+        let cancelled = AtomicBool::new(true);
+        // An hour of debt.
+        let slept = limiter.request(4096 * 3600, &cancelled);
+        assert!(slept < Duration::from_secs(1), "{slept:?}");
     }
 }

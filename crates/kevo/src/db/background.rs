@@ -50,6 +50,8 @@ impl DbInner {
             let worked = healthy
                 && match self.background_step() {
                     Ok(worked) => worked,
+                    // Closing cancels compactions: not a failure.
+                    Err(e) if e.kind() == crate::ErrorKind::Closed => false,
                     Err(e) => {
                         self.degrade(e);
                         false
@@ -99,13 +101,12 @@ impl DbInner {
             state.running += 1;
             (job, version)
         };
+        let reservation = Reservation {
+            db: self,
+            job: &job,
+        };
         let result = self.run_compaction(&job, &version, false);
-        let mut state = lock(&self.compactions);
-        for file in job.all_inputs() {
-            state.busy.remove(&file.number);
-        }
-        state.running -= 1;
-        self.compaction_signal.notify_all();
+        drop(reservation);
         result.map(|()| true)
     }
 
@@ -126,6 +127,24 @@ impl DbInner {
             db: self,
             _one_at_a_time: one_at_a_time,
         }
+    }
+}
+
+/// A running background job's hold on its tables, released when it ends, even by a panic
+/// (a job that never released them would leave `Db::compact` waiting forever).
+struct Reservation<'a> {
+    db: &'a DbInner,
+    job: &'a crate::compaction::Job,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.db.compactions);
+        for file in self.job.all_inputs() {
+            state.busy.remove(&file.number);
+        }
+        state.running -= 1;
+        self.db.compaction_signal.notify_all();
     }
 }
 

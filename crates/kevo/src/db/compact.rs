@@ -58,8 +58,15 @@ impl DbInner {
             new_file_number: &mut new_file_number,
             rate_limiter: self.rate_limiter.as_ref(),
             listeners: &self.listeners,
+            cancel: &self.closed,
         };
         let outcome = compaction::run(job, sources, &mut ctx)?;
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            // Closing: the directory is about to be another opener's. `close` waits for
+            // this job, so nothing is logged after this check.
+            self.abandon_outputs(&outcome.edit, job);
+            return Err(crate::Error::closed());
+        }
         event.outputs = outcome
             .edit
             .new_files
@@ -77,6 +84,25 @@ impl DbInner {
         event.duration = started.elapsed();
         self.listeners.notify(|l| l.on_compaction_end(&event));
         Ok(())
+    }
+
+    /// Removes the tables a job wrote but did not commit.
+    fn abandon_outputs(&self, edit: &crate::version::edit::VersionEdit, job: &Job) {
+        if job.is_trivial_move() {
+            return;
+        }
+        for (_, table) in &edit.new_files {
+            let path = self.dir.join(super::files::table_name(table.number));
+            if self.fs.remove(&path).is_ok() {
+                self.listeners.notify(|l| {
+                    l.on_table_deleted(&TableFileInfo {
+                        number: table.number,
+                        bytes: table.size,
+                        reason: TableReason::Abandoned,
+                    });
+                });
+            }
+        }
     }
 
     /// A cursor per L0 input table, one per deeper input level (a sorted run, whose

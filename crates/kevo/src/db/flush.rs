@@ -240,7 +240,8 @@ impl DbInner {
             if let Some(cause) = lock(&self.background_error).as_ref() {
                 return Err(cause.duplicate());
             }
-            if self.view.load().imm.is_empty() {
+            // A flush in progress finishes (its listeners told) before this returns.
+            if self.view.load().imm.is_empty() && !state.flushing {
                 return Ok(());
             }
             if state.stop {

@@ -48,15 +48,18 @@ impl Version {
     /// `Corruption`: the manifest contradicts itself.
     pub fn apply(&self, edit: &VersionEdit) -> Result<Version> {
         let mut levels = self.levels.clone();
+        // Tables deleted here, by number: one the edit adds again (a trivial move) keeps
+        // its `Arc`, so every version holding it shares one count and the table is deleted
+        // only when none does.
+        let mut removed: Vec<Arc<FileMeta>> = Vec::new();
         for &(level, number) in &edit.deleted_files {
             let files = levels.get_mut(level).ok_or_else(|| bad_level(level))?;
-            let before = files.len();
-            files.retain(|f| f.number != number);
-            if files.len() == before {
+            let Some(at) = files.iter().position(|f| f.number == number) else {
                 return Err(Error::corruption(format!(
                     "manifest deletes table {number} which level {level} does not hold"
                 )));
-            }
+            };
+            removed.push(files.remove(at));
         }
         for (level, file) in &edit.new_files {
             if self.file_numbers().any(|n| n == file.number)
@@ -67,10 +70,14 @@ impl Version {
                     file.number
                 )));
             }
+            let moved = removed
+                .iter()
+                .find(|r| r.number == file.number && ***r == *file)
+                .cloned();
             levels
                 .get_mut(*level)
                 .ok_or_else(|| bad_level(*level))?
-                .push(Arc::new(file.clone()));
+                .push(moved.unwrap_or_else(|| Arc::new(file.clone())));
         }
         levels[0].sort_by(|a, b| {
             b.max_sequence
@@ -113,6 +120,9 @@ pub struct VersionSet {
     /// Roll over when the manifest passes this: `max_manifest_size`, or twice the snapshot
     /// it started with if that is larger (so a large state does not roll over on every edit).
     rollover_at: u64,
+    /// A rollover failed after its edit was durable: `CURRENT` may name either manifest, so
+    /// the next edit goes into a fresh one rather than the old one.
+    must_roll_over: bool,
 }
 
 impl VersionSet {
@@ -230,6 +240,7 @@ impl VersionSet {
             log_number: state.log_number,
             max_manifest_size,
             rollover_at,
+            must_roll_over: false,
         })
     }
 
@@ -261,49 +272,73 @@ impl VersionSet {
     }
 
     /// Makes `edit` durable in the manifest (with the current counters), then installs the
-    /// version it produces. On error nothing changes in memory and the manifest is rolled
-    /// over on the next call.
+    /// version it produces. On error nothing changes in memory (file numbers handed out
+    /// stay used) and the manifest is rolled over on the next call. `Ok` means durable: a
+    /// rollover that fails after the edit was logged is retried with the next edit.
     pub fn log_and_apply(&mut self, fs: &dyn Fs, mut edit: VersionEdit) -> Result<Arc<Version>> {
         let version = self.current.apply(&edit)?;
-        if let Some(log) = edit.log_number {
-            self.log_number = self.log_number.max(log);
-        }
-        if let Some(seq) = edit.last_sequence {
-            self.last_sequence = self.last_sequence.max(seq);
+        let log_number = edit
+            .log_number
+            .map_or(self.log_number, |l| self.log_number.max(l));
+        let last_sequence = edit
+            .last_sequence
+            .map_or(self.last_sequence, |s| self.last_sequence.max(s));
+        if self.manifest.is_failed() || self.must_roll_over {
+            // The live manifest cannot be appended to safely: a fresh one holds the whole
+            // new state.
+            let state = State {
+                version,
+                next_file_number: self.next_file_number,
+                last_sequence,
+                log_number,
+            };
+            let state = self.roll_over(fs, state)?;
+            self.must_roll_over = false;
+            return Ok(self.set_current_version(state.version, log_number, last_sequence));
         }
         edit.next_file_number = Some(self.next_file_number);
-        edit.last_sequence = Some(self.last_sequence);
-        edit.log_number = Some(self.log_number);
-        if self.manifest.is_failed() {
-            self.current = Arc::new(version);
-            self.roll_over(fs)?;
-            return Ok(self.current.clone());
-        }
+        edit.last_sequence = Some(last_sequence);
+        edit.log_number = Some(log_number);
         self.manifest.append(&edit)?;
-        self.current = Arc::new(version);
+        let current = self.set_current_version(version, log_number, last_sequence);
         if self.manifest.len() > self.rollover_at {
-            self.roll_over(fs)?;
+            let state = State {
+                version: Version::clone(&current),
+                next_file_number: self.next_file_number,
+                last_sequence,
+                log_number,
+            };
+            if self.roll_over(fs, state).is_err() {
+                self.must_roll_over = true;
+            }
         }
-        Ok(self.current.clone())
+        Ok(current)
     }
 
-    /// Writes a new manifest holding the whole state, points CURRENT at it, removes the
-    /// old one.
-    fn roll_over(&mut self, fs: &dyn Fs) -> Result<()> {
+    fn set_current_version(
+        &mut self,
+        version: Version,
+        log_number: u64,
+        last_sequence: u64,
+    ) -> Arc<Version> {
+        self.current = Arc::new(version);
+        self.log_number = log_number;
+        self.last_sequence = last_sequence;
+        self.current.clone()
+    }
+
+    /// Writes a new manifest holding `state`, points CURRENT at it, removes the old one;
+    /// gives `state` back.
+    fn roll_over(&mut self, fs: &dyn Fs, mut state: State) -> Result<State> {
         let number = self.new_file_number();
-        let state = State {
-            version: Version::clone(&self.current),
-            next_file_number: self.next_file_number,
-            last_sequence: self.last_sequence,
-            log_number: self.log_number,
-        };
+        state.next_file_number = self.next_file_number;
         let manifest = ManifestWriter::create(fs, &self.dir, number, &snapshot(&state))?;
         manifest::set_current(fs, &self.dir, number)?;
         self.rollover_at = self.max_manifest_size.max(2 * manifest.len());
         let old = std::mem::replace(&mut self.manifest, manifest);
         // Best effort: a leftover old manifest is not referenced and is removed on open.
         let _ = fs.remove(&self.dir.join(manifest::manifest_name(old.number())));
-        Ok(())
+        Ok(state)
     }
 }
 
