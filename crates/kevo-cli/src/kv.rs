@@ -49,24 +49,42 @@ pub fn flush(dir: &Path) -> Result<()> {
 pub fn stats(dir: &Path, json: bool) -> Result<()> {
     let db = open_existing(dir)?;
     let shape = db.lsm_shape();
+    let health = db.health();
     db.close()?;
     if json {
-        let text = serde_json::to_string_pretty(&shape)
+        let doc = serde_json::json!({ "lsm": shape, "health": health });
+        let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| Error::new(kevo::ErrorKind::Io, "encoding JSON").with_source(e))?;
         println!("{text}");
         return Ok(());
     }
-    println!("level  tables        bytes");
+    println!("level  tables        bytes  score  key range");
     for level in shape.levels.iter().filter(|l| l.tables > 0 || l.level == 0) {
+        let score = level
+            .compaction_score
+            .map_or_else(|| "-".to_string(), |s| format!("{s:.2}"));
+        let range = level.key_range.as_ref().map_or_else(String::new, |(lo, hi)| {
+            format!("{} .. {}", escape(lo), escape(hi))
+        });
         println!(
-            "L{:<5} {:>6} {:>12}",
-            level.level, level.tables, level.bytes
+            "L{:<5} {:>6} {:>12} {:>6}  {range}",
+            level.level, level.tables, level.bytes, score
         );
     }
+    println!(
+        "tables: {} bytes, pending compaction: {} bytes",
+        shape.table_bytes, shape.pending_compaction_bytes
+    );
     println!(
         "memtables: {} bytes ({} frozen), live WALs: {}, last sequence: {}",
         shape.memtable_bytes, shape.frozen_memtables, shape.live_wals, shape.last_sequence
     );
+    let reasons = if health.reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", health.reasons.join("; "))
+    };
+    println!("health: {:?}{reasons}", health.status);
     Ok(())
 }
 

@@ -91,7 +91,9 @@ fn flush_moves_data_into_a_table_and_stats_shows_it() {
     assert!(after.contains("L0          1"), "{after}");
     let json = stdout(&kevo(&["stats", db, "--json"]));
     let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
-    assert_eq!(value["levels"][0]["tables"], 1);
+    assert_eq!(value["lsm"]["levels"][0]["tables"], 1);
+    assert_eq!(value["health"]["status"], "Ok");
+    assert!(after.contains("health: Ok"), "{after}");
     assert_eq!(stdout(&kevo(&["get", db, "k"])), "v\n");
 }
 
