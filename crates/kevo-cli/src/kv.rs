@@ -63,9 +63,12 @@ pub fn stats(dir: &Path, json: bool) -> Result<()> {
         let score = level
             .compaction_score
             .map_or_else(|| "-".to_string(), |s| format!("{s:.2}"));
-        let range = level.key_range.as_ref().map_or_else(String::new, |(lo, hi)| {
-            format!("{} .. {}", escape(lo), escape(hi))
-        });
+        let range = level
+            .key_range
+            .as_ref()
+            .map_or_else(String::new, |(lo, hi)| {
+                format!("{} .. {}", escape(lo), escape(hi))
+            });
         println!(
             "L{:<5} {:>6} {:>12} {:>6}  {range}",
             level.level, level.tables, level.bytes, score
