@@ -723,7 +723,10 @@ fn writers_queued_behind_a_sync_share_the_next_one() {
 #[test]
 fn flush_writes_a_table_deletes_the_wal_and_reads_come_from_tables_after_reopen() {
     let fs = MemFs::new();
-    let opts = memfs_options(&fs).memtable_size(1 << 20);
+    // No compaction: the test counts the tables flushes write.
+    let opts = memfs_options(&fs)
+        .memtable_size(1 << 20)
+        .disable_auto_compactions(true);
     let db = Db::open(DIR, opts.clone()).unwrap();
     for i in 0..100u32 {
         db.put(format!("k{i:03}"), format!("v{i}")).unwrap();
@@ -1332,4 +1335,33 @@ fn a_compaction_that_fails_midway_loses_nothing_and_leaves_no_table_behind() {
     drop(db);
     let db = Db::open(DIR, memfs_options(&fs)).unwrap();
     check(&db);
+}
+
+/// A writer stalled at `l0_stop_trigger` once held the writer lock while it waited, so the
+/// `Db::compact` that would free it could not start: the stall could only time out.
+#[test]
+fn a_manual_compaction_ends_a_write_stall() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs)
+        .memtable_size(1 << 20)
+        .disable_auto_compactions(true)
+        .l0_compaction_trigger(1)
+        .l0_slowdown_trigger(2)
+        .l0_stop_trigger(3)
+        .write_stall_timeout(Some(Duration::from_secs(30)));
+    let db = Db::open(DIR, opts).unwrap();
+    for i in 0..3u32 {
+        db.put(i.to_be_bytes(), b"v").unwrap();
+        db.flush().unwrap();
+    }
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.put(b"stalled", b"v"))
+    };
+    // Let the writer reach the stall (if it has not, it simply does not stall).
+    std::thread::sleep(Duration::from_millis(50));
+    db.compact().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(db.get(b"stalled").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(db.lsm_shape().levels[0].tables, 0);
 }

@@ -75,7 +75,7 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
         outcome.bytes_read += f.size;
     }
     if job.is_trivial_move() {
-        if let Some(file) = job.all_inputs().next() {
+        for file in job.all_inputs() {
             outcome
                 .edit
                 .new_files

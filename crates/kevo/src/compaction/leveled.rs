@@ -211,6 +211,25 @@ mod tests {
     }
 
     #[test]
+    fn disjoint_tables_with_nothing_below_move_without_a_rewrite() {
+        let disjoint = version(vec![(0, meta(9, "a", "b", 10)), (0, meta(8, "c", "d", 10))]);
+        let job = l0_job(&disjoint, &targets(&disjoint, &opts()), &Busy::new()).expect("a job");
+        assert!(job.is_trivial_move());
+        let overlapping = version(vec![(0, meta(9, "a", "c", 10)), (0, meta(8, "c", "d", 10))]);
+        let job = l0_job(&overlapping, &targets(&overlapping, &opts()), &Busy::new());
+        assert!(
+            !job.expect("a job").is_trivial_move(),
+            "L0 tables sharing a key"
+        );
+        let below = version(vec![
+            (0, meta(9, "a", "b", 10)),
+            (6, meta(1, "b", "z", 100)),
+        ]);
+        let job = l0_job(&below, &targets(&below, &opts()), &Busy::new()).expect("a job");
+        assert!(!job.is_trivial_move(), "a table below overlaps");
+    }
+
+    #[test]
     fn l0_waits_while_any_of_its_tables_or_their_overlap_is_busy() {
         let v = version(vec![
             (0, meta(9, "c", "d", 10)),

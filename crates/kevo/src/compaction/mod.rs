@@ -57,15 +57,24 @@ impl Job {
         self.output
     }
 
-    /// Whether the job can move its one table down without rewriting it.
+    /// Whether the job can move its tables down without rewriting them: they all come from
+    /// one level other than the output, nothing in the output level overlaps them, and they
+    /// do not overlap each other (L0 tables may).
     pub fn is_trivial_move(&self) -> bool {
-        let mut files = self.all_inputs();
-        files.next().is_some()
-            && files.next().is_none()
-            && self
-                .inputs
-                .iter()
-                .all(|i| i.files.is_empty() || i.level != self.output)
+        let mut levels = self.inputs.iter().filter(|i| !i.files.is_empty());
+        let (Some(only), None) = (levels.next(), levels.next()) else {
+            return false;
+        };
+        if only.level == self.output {
+            return false;
+        }
+        let mut ranges: Vec<(&[u8], &[u8])> = only
+            .files
+            .iter()
+            .map(|f| (key::user_key(&f.smallest), key::user_key(&f.largest)))
+            .collect();
+        ranges.sort_unstable();
+        ranges.windows(2).all(|w| w[0].1 < w[1].0)
     }
 
     /// Every input table.

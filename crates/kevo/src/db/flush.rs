@@ -160,6 +160,7 @@ impl DbInner {
     }
 
     /// Waits until L0 holds fewer than `l0_stop_trigger` tables, up to the stall timeout.
+    /// Called by writers before they queue, holding no lock.
     pub(crate) fn wait_for_l0(&self) -> Result<()> {
         self.stall_until(
             |view| view.version.files(0).len() < self.opts.l0_stop_trigger,

@@ -247,8 +247,8 @@ pub struct LevelShape {
     pub tables: usize,
     /// Their total size in bytes.
     pub bytes: u64,
-    /// The smallest and largest user keys the level holds (JSON: text, or hex for binary
-    /// keys); `None` when it is empty.
+    /// The smallest and largest user keys the level holds (JSON: printable UTF-8 as is,
+    /// other keys as `0x` and hex); `None` when it is empty.
     #[serde(serialize_with = "serialize_key_range")]
     pub key_range: Option<(Vec<u8>, Vec<u8>)>,
     /// Leveled compaction's score for the level (≥ 1: a compaction is due); `None` for
@@ -281,8 +281,20 @@ fn serialize_key_range<S: serde::Serializer>(
     use serde::Serialize;
     range
         .as_ref()
-        .map(|(lo, hi)| (txn::show(lo), txn::show(hi)))
+        .map(|(lo, hi)| (display_key(lo), display_key(hi)))
         .serialize(serializer)
+}
+
+/// A key for people: printable UTF-8 as is, anything else as `0x` and hex.
+fn display_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+        _ => key.iter().fold(String::from("0x"), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}"); // writing to a String cannot fail
+            out
+        }),
+    }
 }
 
 /// A frozen memtable waiting for flush.
@@ -431,11 +443,20 @@ impl Db {
         }
         let inner = &self.inner;
         let started = std::time::Instant::now();
+        let empty = batch.is_empty();
+        if !empty {
+            // Past `l0_stop_trigger`, wait here, before the commit queue and without its
+            // lock: a `Db::compact` that would end the stall must be able to run.
+            inner.wait_for_l0()?;
+        }
         let (puts, deletes, bytes) = batch_counts(&batch);
         inner
             .commits
             .write(batch, options.sync, None, |group| inner.commit_group(group))?;
-        inner.count_write(puts, deletes, bytes, started);
+        if !empty {
+            // `Db::sync` (an empty batch) is not a write.
+            inner.count_write(puts, deletes, bytes, started);
+        }
         Ok(())
     }
 
@@ -892,12 +913,11 @@ impl DbInner {
     /// Before a commit: if the memtable is full, freeze it (stalling while too many wait
     /// for flush).
     fn make_room(&self, w: &mut WriterState) -> Result<()> {
-        // Too many L0 tables make every read slower: stop writes until compaction catches
-        // up, and slow them down a little before that.
+        // Too many L0 tables make every read slower: slow writes down a little so compaction
+        // catches up (writers stopped at `l0_stop_trigger` wait before they queue, holding
+        // no lock, in `DbInner::wait_for_l0`).
         let l0 = self.view.load().version.files(0).len();
-        if l0 >= self.opts.l0_stop_trigger {
-            self.wait_for_l0()?;
-        } else if l0 >= self.opts.l0_slowdown_trigger {
+        if l0 >= self.opts.l0_slowdown_trigger {
             self.stats.write_slowdowns.add(1);
             std::thread::sleep(SLOWDOWN_DELAY);
         }

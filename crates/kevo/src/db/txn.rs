@@ -180,6 +180,7 @@ impl Transaction {
         let inner = &self.db.inner;
         inner.check_open()?;
         inner.validate_batch(&batch)?;
+        inner.wait_for_l0()?;
         let started = std::time::Instant::now();
         let (puts, deletes, bytes) = super::batch_counts(&batch);
         inner
