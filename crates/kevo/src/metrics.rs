@@ -32,7 +32,8 @@ fn shard_index() -> usize {
 pub(crate) const LATENCY_SAMPLING: u32 = 8;
 
 /// Whether the calling thread's current lookup is one to time.
-pub(crate) fn sample_latency() -> bool {
+#[doc(hidden)] // public for the instrumentation benchmark
+pub fn sample_latency() -> bool {
     thread_local! {
         static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
     }
