@@ -660,7 +660,10 @@ fn replay_compactions(events: &[Event], live: &mut BTreeMap<u64, (usize, u64)>) 
                 if c.trivial_move {
                     assert_eq!((&c.outputs, c.bytes_written), (&c.inputs, 0));
                     assert!(created.is_empty());
-                    live.insert(c.inputs[0], (c.output_level, live[&c.inputs[0]].1));
+                    // Every input moves down as it is (several disjoint tables may).
+                    for n in &c.inputs {
+                        live.insert(*n, (c.output_level, live[n].1));
+                    }
                     continue;
                 }
                 let outputs: Vec<u64> = created.iter().map(|t| t.number).collect();
