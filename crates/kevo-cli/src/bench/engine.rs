@@ -37,10 +37,18 @@ pub trait Engine: Send + Sync {
     fn close(&self) -> Result<()>;
 }
 
-/// Which engine to benchmark.
+/// Which engine to benchmark (peers only when built with their cargo feature).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineKind {
     Kevo,
+    #[cfg(feature = "fjall")]
+    Fjall,
+    #[cfg(feature = "redb")]
+    Redb,
+    #[cfg(feature = "sled")]
+    Sled,
+    #[cfg(feature = "rocksdb")]
+    Rocksdb,
 }
 
 /// Tunables the benchmark passes on; `None` keeps the engine's default.
@@ -64,13 +72,34 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Kevo => "kevo",
+            #[cfg(feature = "fjall")]
+            EngineKind::Fjall => "fjall",
+            #[cfg(feature = "redb")]
+            EngineKind::Redb => "redb",
+            #[cfg(feature = "sled")]
+            EngineKind::Sled => "sled",
+            #[cfg(feature = "rocksdb")]
+            EngineKind::Rocksdb => "rocksdb",
         }
     }
 
     /// Opens (`create`: or creates) the database in `dir`.
     pub fn open(self, dir: &Path, config: &EngineConfig, create: bool) -> Result<Arc<dyn Engine>> {
+        #[allow(unused_imports)] // only with a peer feature
+        use super::peers;
+        let _ = create;
         match self {
             EngineKind::Kevo => Ok(Arc::new(Kevo::open(dir, config, create)?)),
+            #[cfg(feature = "fjall")]
+            EngineKind::Fjall => Ok(Arc::new(peers::fjall::Fjall::open(dir, config)?)),
+            #[cfg(feature = "redb")]
+            EngineKind::Redb => Ok(Arc::new(peers::redb::Redb::open(dir, config)?)),
+            #[cfg(feature = "sled")]
+            EngineKind::Sled => Ok(Arc::new(peers::sled::Sled::open(dir, config)?)),
+            #[cfg(feature = "rocksdb")]
+            EngineKind::Rocksdb => Ok(Arc::new(peers::rocksdb::RocksDb::open(
+                dir, config, create,
+            )?)),
         }
     }
 
@@ -84,6 +113,18 @@ impl EngineKind {
         };
         let owns: fn(&str) -> bool = match self {
             EngineKind::Kevo => kevo_file,
+            // A peer's directory is ours when it holds the marker the benchmark wrote.
+            #[allow(unreachable_patterns)] // without peer features
+            _ => {
+                if !dir.join(super::peers::MARKER).exists() {
+                    return Err(Error::invalid_argument(format!(
+                        "refusing to delete {}: it holds no {} database the benchmark made",
+                        dir.display(),
+                        self.name()
+                    )));
+                }
+                |_: &str| true
+            }
         };
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("listing the database directory", e))?;

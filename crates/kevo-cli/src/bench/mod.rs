@@ -5,6 +5,8 @@
 
 mod data;
 mod engine;
+mod peers;
+mod progress;
 mod report;
 mod workloads;
 
@@ -105,6 +107,9 @@ pub struct Params {
     pub sync: bool,
     pub seed: u64,
     pub compression_ratio: f64,
+    /// Show a live operation count on stderr (a terminal, and not --json).
+    #[serde(skip)]
+    pub show_progress: bool,
 }
 
 #[derive(Serialize)]
@@ -296,6 +301,7 @@ fn validate(args: &BenchArgs) -> Result<Params> {
         sync: args.sync,
         seed: args.seed,
         compression_ratio: args.compression_ratio,
+        show_progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })
 }
 
@@ -405,7 +411,10 @@ fn measure(
         params,
         stream,
     };
-    let mut outcome = workloads::run(w, &ctx)?;
+    let progress = progress::Progress::start(w.name(), params.show_progress);
+    let outcome = workloads::run(w, &ctx);
+    progress.finish();
+    let mut outcome = outcome?;
     if w.writes() {
         engine.flush()?;
         let file_bytes = written_before

@@ -1,6 +1,7 @@
 //! Measuring and reporting: per-op latencies, one outcome per workload, the table and the
 //! JSON document.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -11,9 +12,21 @@ use serde::Serialize;
 const MAX_NANOS: u64 = 3_600_000_000_000;
 
 /// What one thread measured: every op's latency and the counts a workload reports.
+/// Operations done by every recorder, for the progress display (updated in batches).
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+/// Operations a recorder counts before it adds them to [`PROGRESS`].
+const PROGRESS_BATCH: u64 = 1024;
+
+/// Operations every recorder has reported so far (a little behind the truth).
+pub fn progress_ops() -> u64 {
+    PROGRESS.load(Ordering::Relaxed)
+}
+
 pub struct Recorder {
     hist: Histogram<u64>,
     last: Instant,
+    /// Operations not yet added to [`PROGRESS`].
+    unreported: u64,
     pub ops: u64,
     pub bytes: u64,
     pub found: u64,
@@ -27,6 +40,7 @@ impl Recorder {
         Ok(Recorder {
             hist,
             last: Instant::now(),
+            unreported: 0,
             ops: 0,
             bytes: 0,
             found: 0,
@@ -49,6 +63,11 @@ impl Recorder {
         self.last = now;
         self.ops += 1;
         self.bytes += bytes;
+        self.unreported += 1;
+        if self.unreported == PROGRESS_BATCH {
+            PROGRESS.fetch_add(PROGRESS_BATCH, Ordering::Relaxed);
+            self.unreported = 0;
+        }
     }
 
     pub fn merge(&mut self, other: &Recorder) -> Result<()> {
