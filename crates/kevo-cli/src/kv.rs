@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use kevo::{Db, Error, Options, Result};
+use kevo::{Db, Error, Health, LsmShape, Options, Result};
 
 fn open_existing(dir: &Path) -> Result<Db> {
     Db::open(dir, Options::default().create_if_missing(false))
@@ -51,14 +51,24 @@ pub fn stats(dir: &Path, json: bool) -> Result<()> {
     let shape = db.lsm_shape();
     let health = db.health();
     db.close()?;
+    write_stats(&mut std::io::stdout().lock(), &shape, &health, json)
+        .map_err(|e| Error::io("writing to stdout", e))
+}
+
+/// What `kevo stats` (and the shell's `stats`) prints: a table, or JSON
+/// (`{"lsm": LsmShape, "health": Health}`).
+pub fn write_stats(
+    out: &mut dyn Write,
+    shape: &LsmShape,
+    health: &Health,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
         let doc = serde_json::json!({ "lsm": shape, "health": health });
-        let text = serde_json::to_string_pretty(&doc)
-            .map_err(|e| Error::new(kevo::ErrorKind::Io, "encoding JSON").with_source(e))?;
-        println!("{text}");
-        return Ok(());
+        let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
+        return writeln!(out, "{text}");
     }
-    println!("level  tables        bytes  score  key range");
+    writeln!(out, "level  tables        bytes  score  key range")?;
     for level in shape.levels.iter().filter(|l| l.tables > 0 || l.level == 0) {
         let score = level
             .compaction_score
@@ -69,26 +79,28 @@ pub fn stats(dir: &Path, json: bool) -> Result<()> {
             .map_or_else(String::new, |(lo, hi)| {
                 format!("{} .. {}", escape(lo), escape(hi))
             });
-        println!(
+        writeln!(
+            out,
             "L{:<5} {:>6} {:>12} {:>6}  {range}",
             level.level, level.tables, level.bytes, score
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "tables: {} bytes, pending compaction: {} bytes",
         shape.table_bytes, shape.pending_compaction_bytes
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "memtables: {} bytes ({} frozen), live WALs: {}, last sequence: {}",
         shape.memtable_bytes, shape.frozen_memtables, shape.live_wals, shape.last_sequence
-    );
+    )?;
     let reasons = if health.reasons.is_empty() {
         String::new()
     } else {
         format!(" ({})", health.reasons.join("; "))
     };
-    println!("health: {:?}{reasons}", health.status);
-    Ok(())
+    writeln!(out, "health: {:?}{reasons}", health.status)
 }
 
 /// What `kevo scan` prints.

@@ -3,19 +3,31 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
 mod demo;
 mod info;
 mod kv;
+mod shell;
 
 /// kevo: an embedded, crash-safe LSM-tree key-value store.
+///
+/// `kevo DIR` opens the shell on the database in DIR (which must exist; `kevo shell DIR`
+/// creates one).
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    arg_required_else_help = true
+)]
 struct Cli {
+    /// A database directory: open the shell on it (as `kevo shell DIR`, but DIR must
+    /// already hold a database).
+    dir: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -90,11 +102,28 @@ enum Command {
         /// The key, as text.
         key: String,
     },
+    /// A shell on a database (created if missing): put, get, scan, range, transactions.
+    ///
+    /// Interactive at a terminal (history, tab completion); otherwise reads the commands
+    /// from stdin, one a line (exit code 0; 1 if a command failed; 2 if the shell could not
+    /// run). `help` in the shell lists the commands; docs/operations.md describes them.
+    Shell {
+        /// The database directory.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let command = match (cli.command, cli.dir) {
+        (Some(command), _) => command,
+        (None, Some(dir)) => return report(shell::run(&dir, shell::Create::Never)),
+        (None, None) => {
+            let _ = Cli::command().print_help();
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
         Command::Demo { dir } => demo::run(dir).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench::run(&args),
         Command::Info { dir } => info::run(&dir).map(|()| ExitCode::SUCCESS),
@@ -121,7 +150,13 @@ fn main() -> ExitCode {
         .map(|()| ExitCode::SUCCESS),
         Command::Flush { dir } => kv::flush(&dir).map(|()| ExitCode::SUCCESS),
         Command::Stats { dir, json } => kv::stats(&dir, json).map(|()| ExitCode::SUCCESS),
+        Command::Shell { dir } => shell::run(&dir, shell::Create::IfMissing),
     };
+    report(result)
+}
+
+/// The exit code of a command; an error is one line on stderr and exit code 2.
+fn report(result: kevo::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
