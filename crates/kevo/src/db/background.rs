@@ -47,20 +47,26 @@ impl DbInner {
                 return;
             }
             let healthy = lock(&self.background_error).is_none();
-            let worked = healthy
-                && match self.background_step() {
-                    Ok(worked) => worked,
+            let (worked, failed) = if healthy {
+                match self.background_step() {
+                    Ok(worked) => (worked, false),
                     // Closing cancels compactions: not a failure.
-                    Err(e) if e.kind() == crate::ErrorKind::Closed => false,
+                    Err(e) if e.kind() == crate::ErrorKind::Closed => (false, false),
                     Err(e) => {
                         self.degrade(e);
-                        false
+                        (false, true)
                     }
-                };
+                }
+            } else {
+                (false, false)
+            };
             self.delete_obsolete_tables();
             let state = lock(&self.flush_state);
-            // Progress (or a failure) is news for stalled writers, waiters and idle workers.
-            self.flush_signal.notify_all();
+            if worked || failed {
+                // News for stalled writers, waiters and idle workers. Only then: idle
+                // workers that woke each other would spin forever.
+                self.flush_signal.notify_all();
+            }
             if worked || state.stop {
                 continue;
             }
