@@ -8,6 +8,8 @@
 //!   ([`options_file`]);
 //! - [`fs`]: the file system layer — the real one ([`fs::OsFs`]) and an in-memory one that
 //!   simulates crashes and injects faults ([`fs::MemFs`]).
+//! - [`tools`]: inspect, check, dump and repair a database directory (what `kevo inspect`,
+//!   `kevo check`, `kevo dump-*` and `kevo repair` run).
 //!
 //! ```
 //! use kevo::{Options, SyncMode};
@@ -38,6 +40,7 @@ mod options;
 pub mod options_file;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod sst;
+pub mod tools;
 #[doc(hidden)] // internal; public for the format tools
 pub mod version;
 #[doc(hidden)] // internal; public for the benchmarks and format tools
