@@ -1068,6 +1068,9 @@ impl DbInner {
         // Taking the writer lock waits for the commit in flight.
         let mut w = lock(&self.writer);
         let synced = if lock(&self.background_error).is_none() && !w.wal.is_failed() {
+            // The preallocated space past the last record is given back (a database opened
+            // and closed often would otherwise keep `memtable_size` per WAL); best effort.
+            let _ = w.wal.file_handle().truncate(w.wal.len());
             w.wal.sync()
         } else {
             Ok(())

@@ -182,10 +182,38 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
         versions,
         mem,
         wal,
+        wal_number,
         live_wals,
         last_sequence,
     };
     start(dir, fs, opts, parts)
+}
+
+/// The first read view: what the WALs replayed goes to the background flush at once (as
+/// RocksDB flushes at recovery), so the replayed WALs go with it instead of piling up over
+/// reopens; new writes go to a fresh memtable.
+fn recovered_view(
+    replayed: MemTable,
+    wal_number: u64,
+    version: Arc<crate::version::set::Version>,
+) -> ReadView {
+    if replayed.is_empty() {
+        return ReadView {
+            mem: Arc::new(replayed),
+            imm: Vec::new(),
+            version,
+            floor: 0,
+        };
+    }
+    ReadView {
+        mem: Arc::new(MemTable::new()),
+        imm: vec![super::FrozenMemTable {
+            mem: Arc::new(replayed),
+            next_log: wal_number,
+        }],
+        version,
+        floor: 0,
+    }
 }
 
 /// What a successful recovery hands to the running database.
@@ -194,6 +222,7 @@ struct Parts {
     versions: VersionSet,
     mem: MemTable,
     wal: LogWriter,
+    wal_number: u64,
     live_wals: Vec<u64>,
     last_sequence: u64,
 }
@@ -215,12 +244,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
             opts.max_levels,
         )),
         fs,
-        view: ArcSwap::from_pointee(ReadView {
-            mem: Arc::new(parts.mem),
-            imm: Vec::new(),
-            version,
-            floor: 0,
-        }),
+        view: ArcSwap::from_pointee(recovered_view(parts.mem, parts.wal_number, version)),
         visible_sequence: AtomicU64::new(parts.last_sequence),
         commits: super::CommitQueue::new(),
         writer: Mutex::new(WriterState {
@@ -448,6 +472,20 @@ fn recover_wals(
                 .with_file(&path)
                 .with_offset(offset));
             }
+            // The batch's last sequence must exist: checksummed but impossible data is
+            // damage too (it would wrap into the trailer's kind byte).
+            let last = batch
+                .sequence()
+                .checked_add(batch.len() as u64 - 1) // not empty: checked above
+                .filter(|&l| l <= crate::key::MAX_SEQUENCE);
+            let Some(batch_last) = last else {
+                return Err(Error::corruption(format!(
+                    "WAL batch at sequence {} runs past the largest sequence number",
+                    batch.sequence()
+                ))
+                .with_file(&path)
+                .with_offset(offset));
+            };
             for (j, entry) in batch.iter().enumerate() {
                 mem.add(
                     batch.sequence() + j as u64,
@@ -456,7 +494,7 @@ fn recover_wals(
                     entry.value,
                 );
             }
-            last_sequence = batch.sequence() + batch.len() as u64 - 1;
+            last_sequence = batch_last;
             Ok(())
         })?;
         live_wals.push(number);

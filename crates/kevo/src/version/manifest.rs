@@ -58,12 +58,15 @@ pub fn set_current(fs: &dyn Fs, dir: &Path, number: u64) -> Result<()> {
         .map_err(|e| Error::io("updating CURRENT", e).with_file(&path))
 }
 
-/// Replays a manifest: every edit in order. A torn last record (a crash while an edit was
-/// being written, before it was acknowledged) is ignored; damage followed by valid records
-/// is `Corruption`.
+/// Replays a manifest: every edit in order. A last record cut short by the end of the file,
+/// or zeroed (a crash while an edit was being appended, before it was synced and
+/// acknowledged), is ignored. Any other damage is `Corruption`, at the tail too: a whole
+/// record that fails its checksum may be an acknowledged edit damaged since, and dropping it
+/// would lose the tables it names (their WALs are gone). `kevo repair` salvages such a
+/// database.
 pub fn read_edits(fs: &dyn Fs, path: &Path, number: u64) -> Result<Vec<VersionEdit>> {
     let mut edits = Vec::new();
-    wal::replay(
+    let outcome = wal::replay(
         fs,
         path,
         number,
@@ -75,8 +78,24 @@ pub fn read_edits(fs: &dyn Fs, path: &Path, number: u64) -> Result<Vec<VersionEd
             Ok(())
         },
     )?;
+    if let Some((offset, reason)) = outcome.damage
+        && !TORN_TAIL.contains(&reason)
+    {
+        return Err(
+            Error::corruption(format!("manifest damaged at its end: {reason}"))
+                .with_file(path)
+                .with_offset(offset),
+        );
+    }
     Ok(edits)
 }
+
+/// The damage a crash in the middle of an unsynced append leaves at a manifest's end.
+const TORN_TAIL: [&str; 3] = [
+    "fragment cut short by the end of the log",
+    "log ends inside a record",
+    "zeroed bytes",
+];
 
 /// Appends edits to the live manifest, each synced before it counts.
 #[derive(Debug)]
