@@ -96,6 +96,13 @@ impl<'a> Decoder<'a> {
 
     /// The next varint; `None` if it is cut short, longer than 10 bytes, or overflows.
     pub fn varint(&mut self) -> Option<u64> {
+        // Most varints in blocks and records are lengths under 128: one byte.
+        if let Some((&byte, rest)) = self.buf.split_first()
+            && byte < 0x80
+        {
+            self.buf = rest;
+            return Some(u64::from(byte));
+        }
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             let bits = u64::from(byte & 0x7f);

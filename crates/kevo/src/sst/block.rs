@@ -243,22 +243,14 @@ impl BlockIter {
             self.invalidate();
             return false;
         }
-        let mut decoder = Decoder::new(&self.block.data[self.current..end]);
-        let header = (decoder.varint(), decoder.varint(), decoder.varint());
-        let (Some(shared), Some(unshared), Some(value_len)) = header else {
+        let Some((shared, unshared, value_len, header_len)) =
+            entry_header(&self.block.data[self.current..end])
+        else {
             return self.corrupt("malformed entry header");
-        };
-        let (Ok(shared), Ok(unshared), Ok(value_len)) = (
-            usize::try_from(shared),
-            usize::try_from(unshared),
-            usize::try_from(value_len),
-        ) else {
-            return self.corrupt("entry lengths overflow");
         };
         if shared > self.key.len() {
             return self.corrupt("entry shares more key bytes than the previous key has");
         }
-        let header_len = (end - self.current) - decoder.remaining().len();
         let key_start = self.current + header_len;
         let Some(value_end) = key_start
             .checked_add(unshared)
@@ -283,13 +275,33 @@ impl BlockIter {
     /// The whole key stored at restart point `index` (its `shared` must be 0).
     fn restart_key(&self, index: usize) -> Option<&[u8]> {
         let at = self.block.restart_point(index);
-        let mut decoder = Decoder::new(&self.block.data[at..self.block.restarts_start]);
-        let (shared, unshared, _) = (decoder.varint()?, decoder.varint()?, decoder.varint()?);
+        let bytes = &self.block.data[at..self.block.restarts_start];
+        let (shared, unshared, _, header_len) = entry_header(bytes)?;
         if shared != 0 {
             return None;
         }
-        decoder.bytes(usize::try_from(unshared).ok()?)
+        bytes.get(header_len..header_len.checked_add(unshared)?)
     }
+}
+
+/// An entry's header: shared key bytes, unshared key bytes, value length, and the header's
+/// own length. The common case, three lengths under 128, is read without the varint loop.
+fn entry_header(bytes: &[u8]) -> Option<(usize, usize, usize, usize)> {
+    if let [a, b, c, ..] = *bytes
+        && (a | b | c) < 0x80
+    {
+        return Some((usize::from(a), usize::from(b), usize::from(c), 3));
+    }
+    let mut decoder = Decoder::new(bytes);
+    let shared = usize::try_from(decoder.varint()?).ok()?;
+    let unshared = usize::try_from(decoder.varint()?).ok()?;
+    let value_len = usize::try_from(decoder.varint()?).ok()?;
+    Some((
+        shared,
+        unshared,
+        value_len,
+        bytes.len() - decoder.remaining().len(),
+    ))
 }
 
 impl InternalIterator for BlockIter {
