@@ -36,9 +36,9 @@ pub struct BenchArgs {
     /// readwhilewriting.
     #[arg(long, default_value = DEFAULT_BENCHMARKS)]
     benchmarks: String,
-    /// Keys (db_bench's default is 1000000; 200000 keeps the default run well under a
-    /// minute on two cores).
-    #[arg(long, default_value_t = 200_000)]
+    /// Keys (as db_bench's default; every default workload together takes about 35 s on two
+    /// cores).
+    #[arg(long, default_value_t = 1_000_000)]
     num: u64,
     /// Reads per read workload (default: --num).
     #[arg(long)]
