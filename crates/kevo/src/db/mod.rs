@@ -925,8 +925,14 @@ impl DbInner {
             return Ok(());
         }
         self.wait_for_room()?;
-        self.rotate_memtable(w);
-        Ok(())
+        match self.rotate_memtable(w) {
+            // The old WAL failed (its sync): the database is read-only, and this commit
+            // fails with the cause rather than with a later append to the retired WAL.
+            Err(e) if w.wal.is_failed() => Err(e),
+            // Only the new WAL could not be started: writing goes on in the current WAL
+            // and memtable, and the next commit tries again.
+            Ok(()) | Err(_) => Ok(()),
+        }
     }
 
     /// `Db::flush`: freezes a non-empty memtable now.
@@ -937,18 +943,7 @@ impl DbInner {
             return Ok(());
         }
         self.wait_for_room()?;
-        if !self.rotate_memtable(&mut w) {
-            return Err(lock(&self.background_error).as_ref().map_or_else(
-                || {
-                    Error::new(
-                        ErrorKind::Io,
-                        "could not start a new WAL to freeze the memtable",
-                    )
-                },
-                Error::duplicate,
-            ));
-        }
-        Ok(())
+        self.rotate_memtable(&mut w)
     }
 
     /// Records `cause` as the background error (the database turns read-only) and returns it.
@@ -963,10 +958,11 @@ impl DbInner {
         cause
     }
 
-    /// Freezes the memtable and starts a new WAL for the next one; returns whether it did.
-    /// The old WAL is synced first, so a crash never keeps a newer log's writes while losing
-    /// an older one's. If the switch fails, writing goes on in the current WAL and memtable.
-    fn rotate_memtable(&self, w: &mut WriterState) -> bool {
+    /// Freezes the memtable and starts a new WAL for the next one. The old WAL is synced
+    /// first, so a crash never keeps a newer log's writes while losing an older one's. If the
+    /// switch fails, nothing changes and the error says why (its kind from the cause:
+    /// `Resource` for ENOSPC); if the old WAL's sync failed, the database is read-only too.
+    fn rotate_memtable(&self, w: &mut WriterState) -> Result<()> {
         let number = lock(&self.versions).new_file_number();
         let path = self.dir.join(files::wal_name(number));
         let switched = w.wal.sync().and_then(|()| {
@@ -978,13 +974,11 @@ impl DbInner {
         });
         let wal = match switched {
             Ok(wal) => wal,
+            Err(e) if w.wal.is_failed() => return Err(self.degrade(e)),
             Err(e) => {
-                if w.wal.is_failed() {
-                    self.degrade(e);
-                }
-                // Otherwise not fatal: the current WAL and memtable keep taking writes and
-                // the next commit tries again.
-                return false;
+                // A half-made new WAL holds nothing; the next switch makes another.
+                let _ = self.fs.remove(&path);
+                return Err(e);
             }
         };
         w.wal = wal;
@@ -1000,7 +994,7 @@ impl DbInner {
             )));
         }
         self.signal_flush();
-        true
+        Ok(())
     }
 
     fn wal_preallocation(&self) -> u64 {
