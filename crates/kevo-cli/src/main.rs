@@ -10,6 +10,7 @@ mod demo;
 mod info;
 mod kv;
 mod shell;
+mod svg;
 mod tools;
 
 /// kevo: an embedded, crash-safe LSM-tree key-value store.
@@ -117,6 +118,10 @@ enum Command {
     Inspect {
         /// The database directory.
         dir: PathBuf,
+        /// Also draw the live version as one SVG picture into FILE (`-`: to stdout,
+        /// instead of the report): a row per level, each table placed by its key range.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
         #[command(flatten)]
         format: ToolFormat,
     },
@@ -226,7 +231,9 @@ fn main() -> ExitCode {
         Command::Flush { dir } => kv::flush(&dir).map(|()| ExitCode::SUCCESS),
         Command::Stats { dir, json } => kv::stats(&dir, json).map(|()| ExitCode::SUCCESS),
         Command::Shell { dir } => shell::run(&dir, shell::Create::IfMissing),
-        Command::Inspect { dir, format } => tools::inspect(&dir, format.into()),
+        Command::Inspect { dir, svg, format } => {
+            tools::inspect(&dir, svg.as_deref(), format.into())
+        }
         Command::Check { dir, format } => tools::check(&dir, format.into()),
         Command::Repair { dir, format } => tools::repair(&dir, format.into()),
         Command::DumpSst { file, format } => tools::dump_sst(&file, format.into()),

@@ -24,10 +24,29 @@ pub struct Format {
     pub full: bool,
 }
 
-pub fn inspect(dir: &Path, format: Format) -> Result<ExitCode> {
-    let report = tools::inspect(&OsFs::new(), dir)?;
-    print(&report, format)?;
+/// `svg`: also draw the live version into this file (`-`: to stdout, instead of the
+/// report).
+pub fn inspect(dir: &Path, svg: Option<&Path>, format: Format) -> Result<ExitCode> {
+    let fs = OsFs::new();
+    let report = tools::inspect(&fs, dir)?;
+    if let Some(path) = svg {
+        let options = read_options(&fs, dir, &report);
+        crate::svg::write(path, &crate::svg::lsm_shape(&report, options.as_ref()))?;
+    }
+    if svg.is_none_or(|p| p.as_os_str() != "-") {
+        print(&report, format)?;
+    }
     Ok(code(report.problems.is_empty()))
+}
+
+/// The options in the inspection's OPTIONS file, for the picture's level targets; `None`
+/// if there is none or it does not read (the picture says so and uses the defaults).
+fn read_options(fs: &OsFs, dir: &Path, report: &tools::Inspection) -> Option<kevo::Options> {
+    let file = report.options_file.as_ref()?;
+    let bytes = kevo::fs::read_file(fs, &dir.join(&file.name), 1 << 20).ok()?;
+    kevo::options_file::OptionsFile::decode(&bytes)
+        .ok()
+        .map(|f| f.options)
 }
 
 pub fn check(dir: &Path, format: Format) -> Result<ExitCode> {

@@ -73,6 +73,10 @@ pub struct BenchArgs {
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also draw the results as one SVG picture into FILE: ops/s per workload, and p50,
+    /// p99, p99.9 latency per workload (log scale).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
     /// Seed of the key and value generators.
     #[arg(long, default_value_t = 301)]
     seed: u64,
@@ -191,6 +195,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         engine.close()?;
     }
     let peak_rss_bytes = report::peak_rss();
+    if let Some(path) = &args.svg {
+        crate::svg::write(path, &chart(args, &params, &outcomes))?;
+    }
     if args.json {
         let doc = JsonReport {
             engine: args.engine.name(),
@@ -224,6 +231,31 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         );
         Ok(ExitCode::from(1))
     }
+}
+
+/// The picture of a run's results (setup fills left out: they are not results).
+fn chart(args: &BenchArgs, p: &Params, outcomes: &[Outcome]) -> String {
+    let bars: Vec<crate::svg::BenchBar> = outcomes
+        .iter()
+        .map(|o| crate::svg::BenchBar {
+            name: o.name.clone(),
+            ops_per_sec: o.ops_per_sec,
+            p50: o.latency_us.p50,
+            p99: o.latency_us.p99,
+            p999: o.latency_us.p999,
+        })
+        .collect();
+    let subtitle = format!(
+        "{} keys of {} bytes, values of {} bytes; {} thread{}; writes {}; seed {}",
+        p.num,
+        p.key_size,
+        p.value_size,
+        p.threads,
+        if p.threads == 1 { "" } else { "s" },
+        if p.sync { "synced" } else { "not synced" },
+        p.seed
+    );
+    crate::svg::bench_chart(args.engine.name(), &subtitle, &bars)
 }
 
 fn engine_config(args: &BenchArgs) -> EngineConfig {
