@@ -96,6 +96,10 @@ fn recover(options: &Options, point: u64) -> Model {
     );
     db.close().unwrap();
     assert_no_leaked_files(options, point);
+    // Every checksum of every live file verifies, and the manifest agrees with the tables.
+    let report = kevo::tools::check(options.fs.as_ref(), std::path::Path::new(DIR))
+        .unwrap_or_else(|e| panic!("crash point {point}: check failed to run: {e}"));
+    assert!(report.ok(), "crash point {point}: {:?}", report.problems);
     state
 }
 
