@@ -67,6 +67,51 @@ fn transfer(db: &Db, from: u64, to: u64) -> bool {
     }
 }
 
+/// Writer `w` counts its keys up in batches, and puts and deletes a few others.
+fn churn(db: &Db, w: u64, stop: &AtomicBool) {
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let mut batch = WriteBatch::new();
+        for k in 0..8u64 {
+            batch.put(format!("churn{w}-{k}"), n.to_be_bytes());
+        }
+        if n.is_multiple_of(5) {
+            batch.delete(format!("gone{w}-{}", n % 3));
+        } else {
+            batch.put(format!("gone{w}-{}", n % 3), [0u8; 200]);
+        }
+        db.write(batch).unwrap();
+    }
+}
+
+/// Scans (forward or back) and snapshots until `stop`, checking the invariants.
+fn read_and_check(db: &Db, forward: bool, stop: &AtomicBool, checks: &AtomicU64) {
+    let mut last_seen = [0u64; 2];
+    while !stop.load(Ordering::Relaxed) {
+        let total = if forward {
+            sum(db.iter())
+        } else {
+            sum(db.iter().rev())
+        };
+        assert_eq!(total, TOTAL, "a whole scan");
+        let snap = db.snapshot();
+        assert_eq!(sum(snap.prefix("acct")), TOTAL, "a snapshot");
+        let first: Vec<_> = snap.iter().map(|kv| kv.unwrap()).collect();
+        let again: Vec<_> = snap.iter().map(|kv| kv.unwrap()).collect();
+        assert_eq!(first, again, "a snapshot reads the same twice");
+        for (w, seen) in last_seen.iter_mut().enumerate() {
+            let now = snap
+                .get(format!("churn{w}-3"))
+                .unwrap()
+                .map_or(0, |v| amount(&v));
+            assert!(now >= *seen, "churn{w} went back: {now} after {seen}");
+            *seen = now;
+        }
+        checks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn transactions_batches_iterators_snapshots_and_compactions_at_once_keep_every_invariant() {
     let fs = MemFs::new();
@@ -104,51 +149,12 @@ fn transactions_batches_iterators_snapshots_and_compactions_at_once_keep_every_i
         // Churn: each writer counts up its own keys in batches; values never go back.
         for w in 0..2u64 {
             let (db, stop) = (db.clone(), stop.clone());
-            s.spawn(move || {
-                let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let mut batch = WriteBatch::new();
-                    for k in 0..8u64 {
-                        batch.put(format!("churn{w}-{k}"), n.to_be_bytes());
-                    }
-                    if n % 5 == 0 {
-                        batch.delete(format!("gone{w}-{}", n % 3));
-                    } else {
-                        batch.put(format!("gone{w}-{}", n % 3), [0u8; 200]);
-                    }
-                    db.write(batch).unwrap();
-                }
-            });
+            s.spawn(move || churn(&db, w, &stop));
         }
         // Readers: whole scans both ways, and the churn keys never go back in a snapshot.
         for r in 0..2u64 {
             let (db, stop, checks) = (db.clone(), stop.clone(), checks.clone());
-            s.spawn(move || {
-                let mut last_seen = [0u64; 2];
-                while !stop.load(Ordering::Relaxed) {
-                    let total = if r == 0 {
-                        sum(db.iter())
-                    } else {
-                        sum(db.iter().rev())
-                    };
-                    assert_eq!(total, TOTAL, "a whole scan");
-                    let snap = db.snapshot();
-                    assert_eq!(sum(snap.prefix("acct")), TOTAL, "a snapshot");
-                    let first: Vec<_> = snap.iter().map(|kv| kv.unwrap()).collect();
-                    let again: Vec<_> = snap.iter().map(|kv| kv.unwrap()).collect();
-                    assert_eq!(first, again, "a snapshot reads the same twice");
-                    for (w, seen) in last_seen.iter_mut().enumerate() {
-                        let now = snap
-                            .get(format!("churn{w}-3"))
-                            .unwrap()
-                            .map_or(0, |v| amount(&v));
-                        assert!(now >= *seen, "churn{w} went back: {now} after {seen}");
-                        *seen = now;
-                    }
-                    checks.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+            s.spawn(move || read_and_check(&db, r == 0, &stop, &checks));
         }
         // Flushes and manual compactions on top of the background ones.
         {
@@ -158,7 +164,7 @@ fn transactions_batches_iterators_snapshots_and_compactions_at_once_keep_every_i
                 while !stop.load(Ordering::Relaxed) {
                     round += 1;
                     db.flush().unwrap();
-                    if round % 4 == 0 {
+                    if round.is_multiple_of(4) {
                         db.compact_range(&b"acct000"[..]..&b"acct008"[..]).unwrap();
                     }
                     std::thread::sleep(Duration::from_millis(20));
