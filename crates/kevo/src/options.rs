@@ -104,7 +104,7 @@ pub struct WriteOptions {
 ///     .memtable_size(64 << 20)
 ///     .sync_mode(SyncMode::Always)
 ///     .compaction_style(CompactionStyle::Leveled)
-///     .block_size(16 << 10)
+///     .block_size(4 << 10)
 ///     .bloom_bits_per_key(10)
 ///     .block_cache_size(64 << 20)
 ///     .create_if_missing(true);
@@ -131,7 +131,8 @@ pub struct Options {
     /// Frozen memtables that may wait for flush before writes stall. Default 2.
     pub max_memtables: usize,
     /// Target uncompressed size of a table's data block. Larger: better compression and
-    /// scans, slower point reads. Default 16 KiB.
+    /// scans, slower point reads. Default 4 KiB (chosen by a `kevo bench` sweep: see
+    /// docs/configuration.md).
     pub block_size: usize,
     /// Keys between restart points in a block (full keys; the rest are prefix-compressed).
     /// Smaller: faster seeks, larger blocks. Default 16.
@@ -213,7 +214,7 @@ impl Default for Options {
             wal_recovery_mode: WalRecoveryMode::TolerateCorruptedTail,
             memtable_size: 64 * MIB,
             max_memtables: 2,
-            block_size: 16 * KIB,
+            block_size: 4 * KIB,
             restart_interval: 16,
             filter_policy: FilterPolicy::BitsPerKey(10.0),
             block_cache_size: 64 * MIB,
@@ -483,7 +484,7 @@ mod tests {
             WalRecoveryMode::TolerateCorruptedTail
         );
         assert_eq!((opts.memtable_size, opts.max_memtables), (64 << 20, 2));
-        assert_eq!((opts.block_size, opts.restart_interval), (16 << 10, 16));
+        assert_eq!((opts.block_size, opts.restart_interval), (4 << 10, 16));
         assert_eq!(opts.filter_policy, FilterPolicy::BitsPerKey(10.0));
         assert_eq!(opts.block_cache_size, 64 << 20);
         assert_eq!(opts.compression, Compression::Lz4);

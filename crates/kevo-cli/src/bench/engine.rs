@@ -59,6 +59,7 @@ pub struct EngineConfig {
     pub bloom_bits: Option<u32>,
     pub target_file_size: Option<u64>,
     pub compaction_style: Option<StyleArg>,
+    pub block_size: Option<usize>,
 }
 
 /// `--compaction_style`.
@@ -176,6 +177,9 @@ impl Kevo {
         }
         if let Some(size) = config.target_file_size {
             options = options.target_file_size(size);
+        }
+        if let Some(size) = config.block_size {
+            options = options.block_size(size);
         }
         match config.compaction_style {
             Some(StyleArg::Leveled) => options = options.compaction_style(CompactionStyle::Leveled),

@@ -95,6 +95,9 @@ pub struct BenchArgs {
     /// Compaction output table bytes (default: the engine's).
     #[arg(long = "target_file_size", alias = "target-file-size")]
     target_file_size: Option<u64>,
+    /// Data block bytes (default: the engine's; kevo and RocksDB).
+    #[arg(long = "block_size", alias = "block-size")]
+    block_size: Option<usize>,
     /// Compaction style (default: the engine's).
     #[arg(long = "compaction_style", alias = "compaction-style", value_enum)]
     compaction_style: Option<engine::StyleArg>,
@@ -265,6 +268,7 @@ fn engine_config(args: &BenchArgs) -> EngineConfig {
         bloom_bits: args.bloom_bits,
         target_file_size: args.target_file_size,
         compaction_style: args.compaction_style,
+        block_size: args.block_size,
     }
 }
 

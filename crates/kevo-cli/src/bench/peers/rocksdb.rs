@@ -38,7 +38,7 @@ impl RocksDb {
             Some(bits) => table.set_bloom_filter(f64::from(bits), false),
             None => table.set_bloom_filter(10.0, false),
         }
-        table.set_block_size(16 << 10);
+        table.set_block_size(config.block_size.unwrap_or(16 << 10));
         options.set_block_based_table_factory(&table);
         let db = DB::open(&options, dir.join("rocksdb"))
             .map_err(|e| peer_error("opening RocksDB", e))?;
