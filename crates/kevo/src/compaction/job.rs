@@ -87,18 +87,7 @@ pub fn run(job: &Job, sources: Vec<Source>, ctx: &mut Context<'_>) -> Result<Out
     if let Err(e) = merged {
         // Nothing names the tables already written: remove them now rather than leave
         // them for the next open. (The edit is not logged yet, so no manifest can.)
-        for (_, table) in &outcome.edit.new_files {
-            let path = ctx.dir.join(crate::db::files::table_name(table.number));
-            if ctx.fs.remove(&path).is_ok() {
-                ctx.listeners.notify(|l| {
-                    l.on_table_deleted(&TableFileInfo {
-                        number: table.number,
-                        bytes: table.size,
-                        reason: TableReason::Abandoned,
-                    });
-                });
-            }
-        }
+        remove_abandoned(ctx.fs, ctx.dir, ctx.listeners, &outcome.edit);
         return Err(e);
     }
     outcome.bytes_written = outcome.edit.new_files.iter().map(|(_, f)| f.size).sum();
@@ -151,6 +140,23 @@ fn merge(
     }
     merged.status()?;
     writer.finish(outcome)
+}
+
+/// Removes the output tables of `edit`, which no manifest names (the job failed or was
+/// not committed), telling the listeners.
+pub(crate) fn remove_abandoned(fs: &dyn Fs, dir: &Path, listeners: &Listeners, edit: &VersionEdit) {
+    for (_, table) in &edit.new_files {
+        let path = dir.join(crate::db::files::table_name(table.number));
+        if fs.remove(&path).is_ok() {
+            listeners.notify(|l| {
+                l.on_table_deleted(&TableFileInfo {
+                    number: table.number,
+                    bytes: table.size,
+                    reason: TableReason::Abandoned,
+                });
+            });
+        }
+    }
 }
 
 /// Whether no level below `output_level` can hold `user_key` (a tombstone for it can go).

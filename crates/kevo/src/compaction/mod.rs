@@ -216,8 +216,8 @@ pub fn level_score(version: &Version, opts: &Options, level: usize) -> Option<f6
 /// A range of user keys for manual compaction.
 pub type UserKeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
 
-/// Whether `file` holds any user key within `range`.
-fn in_range(file: &FileMeta, range: &UserKeyRange) -> bool {
+/// Whether `file` may hold a user key within `range`.
+pub(crate) fn in_range(file: &FileMeta, range: &UserKeyRange) -> bool {
     use std::ops::Bound;
     let (smallest, largest) = (key::user_key(&file.smallest), key::user_key(&file.largest));
     let after_start = match &range.0 {

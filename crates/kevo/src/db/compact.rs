@@ -88,20 +88,8 @@ impl DbInner {
 
     /// Removes the tables a job wrote but did not commit.
     fn abandon_outputs(&self, edit: &crate::version::edit::VersionEdit, job: &Job) {
-        if job.is_trivial_move() {
-            return;
-        }
-        for (_, table) in &edit.new_files {
-            let path = self.dir.join(super::files::table_name(table.number));
-            if self.fs.remove(&path).is_ok() {
-                self.listeners.notify(|l| {
-                    l.on_table_deleted(&TableFileInfo {
-                        number: table.number,
-                        bytes: table.size,
-                        reason: TableReason::Abandoned,
-                    });
-                });
-            }
+        if !job.is_trivial_move() {
+            compaction::job::remove_abandoned(self.fs.as_ref(), &self.dir, &self.listeners, edit);
         }
     }
 

@@ -261,7 +261,7 @@ impl DbInner {
         }
         for level in 0..view.version.num_levels() {
             for file in view.version.files(level) {
-                if file.max_sequence > since && overlaps(range, file) {
+                if file.max_sequence > since && crate::compaction::in_range(file, range) {
                     sources.push(Box::new(self.tables.table(file.number)?.iter()));
                 }
             }
@@ -311,22 +311,6 @@ impl DbInner {
         // Tables hold older data than memtables; the newest table holding the key decides.
         self.tables.newest_sequence(&view.version, user_key)
     }
-}
-
-/// Whether `file` may hold a key within `range`.
-fn overlaps(range: &KeyRange, file: &crate::version::edit::FileMeta) -> bool {
-    let (smallest, largest) = (key::user_key(&file.smallest), key::user_key(&file.largest));
-    let after_start = match &range.0 {
-        Bound::Included(s) => largest >= s.as_slice(),
-        Bound::Excluded(s) => largest > s.as_slice(),
-        Bound::Unbounded => true,
-    };
-    let before_end = match &range.1 {
-        Bound::Included(e) => smallest <= e.as_slice(),
-        Bound::Excluded(e) => smallest < e.as_slice(),
-        Bound::Unbounded => true,
-    };
-    after_start && before_end
 }
 
 /// A key for an error message: text as is, otherwise hex.
