@@ -1432,3 +1432,42 @@ fn reopening_again_and_again_does_not_pile_up_wal_space() {
         assert_eq!(db.get(format!("k{i}")).unwrap().as_deref(), Some(&b"v"[..]));
     }
 }
+
+/// `paranoid_checks` (the default): a table the manifest names that is missing or has
+/// another size fails the open with `Corruption` and changes nothing; without it the open
+/// goes on and the first read of that table reports the damage.
+#[test]
+fn paranoid_checks_find_a_missing_or_truncated_table_at_open() {
+    for damage in ["missing", "truncated"] {
+        let fs = MemFs::new();
+        let opts = memfs_options(&fs)
+            .memtable_size(1 << 20)
+            .disable_auto_compactions(true);
+        let db = Db::open(DIR, opts.clone()).unwrap();
+        for i in 0..50u32 {
+            db.put(format!("k{i:02}"), [1u8; 30]).unwrap();
+        }
+        db.flush().unwrap();
+        db.close().unwrap();
+        let table = listing(&fs, DIR)
+            .into_iter()
+            .find(|n| n.ends_with(".sst"))
+            .unwrap();
+        let path = Path::new(DIR).join(&table);
+        if damage == "missing" {
+            fs.remove(&path).unwrap();
+        } else {
+            let file = fs.open_append(&path).unwrap();
+            file.truncate(100).unwrap();
+            file.sync().unwrap();
+        }
+        let before = listing(&fs, DIR);
+        let err = Db::open(DIR, opts.clone()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corruption, "{damage}: {err}");
+        assert!(err.to_string().contains(&table[..6]), "{damage}: {err}");
+        assert_eq!(listing(&fs, DIR), before, "{damage}: nothing changed");
+        // Without the check the open goes on; the read that needs the table fails.
+        let db = Db::open(DIR, opts.paranoid_checks(false)).unwrap();
+        assert!(db.get(b"k01").is_err(), "{damage}");
+    }
+}

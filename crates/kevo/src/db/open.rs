@@ -119,6 +119,11 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
     } else {
         None
     };
+    if opts.paranoid_checks
+        && let Some(recovered) = &recovered
+    {
+        check_tables_exist(fs.as_ref(), dir, recovered.version())?;
+    }
     let log_number = recovered.as_ref().map_or(0, RecoveredVersions::log_number);
     let mem = MemTable::new();
     let wal_numbers = listing.numbers(|k| {
@@ -187,6 +192,40 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
         last_sequence,
     };
     start(dir, fs, opts, parts)
+}
+
+/// `paranoid_checks`: every table the manifest names is there with the size it records,
+/// or the open fails with `Corruption` before any file is written (instead of the first
+/// read that needs the table failing later).
+fn check_tables_exist(
+    fs: &dyn Fs,
+    dir: &Path,
+    version: &crate::version::set::Version,
+) -> Result<()> {
+    for level in 0..version.num_levels() {
+        for table in version.files(level) {
+            let path = dir.join(files::table_name(table.number));
+            let size = fs.open(&path).and_then(|f| f.len()).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::corruption(format!(
+                        "table {} (level {level}) that the manifest names is missing",
+                        table.number
+                    ))
+                    .with_file(&path)
+                } else {
+                    Error::io("checking a table's size", e).with_file(&path)
+                }
+            })?;
+            if size != table.size {
+                return Err(Error::corruption(format!(
+                    "table {} (level {level}) is {size} bytes, the manifest says {}",
+                    table.number, table.size
+                ))
+                .with_file(&path));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first read view: what the WALs replayed goes to the background flush at once (as
