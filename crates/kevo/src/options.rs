@@ -61,6 +61,15 @@ pub enum FilterPolicy {
     FalsePositiveRate(f64),
     /// No filter: every point lookup reads an index entry and a data block per table.
     None,
+    /// A memory budget of this many bits per key on average, spread over the levels to
+    /// minimise the expected table reads of a lookup that finds nothing (the allocation of
+    /// Monkey, SIGMOD 2017): smaller, shallower levels get more bits per key, the large
+    /// last level fewer. Each table is sized when it is written, from the level it goes to
+    /// and the levels' current sizes. See docs/configuration.md for the derivation.
+    Optimized {
+        /// The average bits per key over the whole database, in (0, 64].
+        bits_per_key: f64,
+    },
 }
 
 /// How data blocks are compressed. A block whose compressed form is not smaller is stored
@@ -356,7 +365,9 @@ impl Options {
 
     fn validate_filter_and_compression(&self) -> Result<()> {
         match self.filter_policy {
-            FilterPolicy::BitsPerKey(bits) if !(bits.is_finite() && bits > 0.0 && bits <= 64.0) => {
+            FilterPolicy::BitsPerKey(bits) | FilterPolicy::Optimized { bits_per_key: bits }
+                if !(bits.is_finite() && bits > 0.0 && bits <= 64.0) =>
+            {
                 return Err(Error::config(
                     "filter_policy",
                     format!("BitsPerKey must be in (0, 64], got {bits}"),

@@ -234,7 +234,14 @@ impl<'c, 'a> OutputWriter<'c, 'a> {
                 self.ctx.fs,
                 &path,
                 number,
-                TableOptions::from(self.ctx.opts),
+                TableOptions {
+                    filter_policy: super::filter_policy_for_level(
+                        self.ctx.version,
+                        self.ctx.opts,
+                        self.level,
+                    ),
+                    ..TableOptions::from(self.ctx.opts)
+                },
             )?;
             self.current = Some((number, builder));
             self.paced_size = 0;

@@ -213,6 +213,75 @@ pub fn level_score(version: &Version, opts: &Options, level: usize) -> Option<f6
     Some(leveled::score(version, opts, &targets, level))
 }
 
+/// Bits per key for each of `sizes` (a level's entries, or anything proportional to them)
+/// that spend `budget` bits per key on average and minimise the sum of the levels'
+/// false-positive rates: the expected tables a lookup of a missing key reads (Monkey,
+/// SIGMOD 2017). With `p_i = e^(-b_i ln²2)`, minimising `Σ p_i` subject to
+/// `Σ N_i b_i = budget Σ N_i` gives `p_i ∝ N_i`, that is
+/// `b_i = budget + Σ_j w_j ln(N_j / N_i) / ln²2` with `w_j = N_j / Σ N`. A level that would
+/// get fewer than zero bits gets none, and the others share the budget again. Empty levels
+/// get 0.
+pub fn optimized_bits(sizes: &[u64], budget: f64) -> Vec<f64> {
+    let ln2_sq = std::f64::consts::LN_2 * std::f64::consts::LN_2;
+    let total: f64 = sizes.iter().map(|&n| n as f64).sum();
+    let mut bits = vec![0.0; sizes.len()];
+    let mut active: Vec<usize> = (0..sizes.len()).filter(|&i| sizes[i] > 0).collect();
+    while !active.is_empty() {
+        let n: f64 = active.iter().map(|&i| sizes[i] as f64).sum();
+        // The whole budget goes to the levels still in: their average rises.
+        let level_budget = budget * total / n;
+        let mean_ln: f64 = active
+            .iter()
+            .map(|&i| sizes[i] as f64 / n * (sizes[i] as f64).ln())
+            .sum();
+        for &i in &active {
+            bits[i] = level_budget + (mean_ln - (sizes[i] as f64).ln()) / ln2_sq;
+        }
+        let before = active.len();
+        active.retain(|&i| bits[i] > 0.0);
+        for (i, b) in bits.iter_mut().enumerate() {
+            if !active.contains(&i) {
+                *b = 0.0;
+            }
+        }
+        if active.len() == before {
+            break;
+        }
+    }
+    bits
+}
+
+/// The filter policy a table written into `level` gets: `opts.filter_policy`, with
+/// [`FilterPolicy::Optimized`](crate::FilterPolicy::Optimized) resolved to bits per key for
+/// that level from the levels' sizes (each level at least its target, L0 at least one
+/// memtable).
+pub fn filter_policy_for_level(
+    version: &Version,
+    opts: &Options,
+    level: usize,
+) -> crate::FilterPolicy {
+    let crate::FilterPolicy::Optimized { bits_per_key } = opts.filter_policy else {
+        return opts.filter_policy;
+    };
+    let targets = leveled::targets(version, opts);
+    let sizes: Vec<u64> = (0..version.num_levels())
+        .map(|l| {
+            let actual = total_size(version.files(l));
+            // L0 holds at least the memtable being flushed.
+            let expected = if l == 0 {
+                opts.memtable_size as u64
+            } else {
+                targets.targets[l]
+            };
+            actual.max(expected)
+        })
+        .collect();
+    match optimized_bits(&sizes, bits_per_key).get(level) {
+        Some(&bits) if bits >= 0.5 => crate::FilterPolicy::BitsPerKey(bits.min(64.0)),
+        _ => crate::FilterPolicy::None,
+    }
+}
+
 /// A range of user keys for manual compaction.
 pub type UserKeyRange = (std::ops::Bound<Vec<u8>>, std::ops::Bound<Vec<u8>>);
 
@@ -297,7 +366,42 @@ pub fn table_meta(number: u64, info: &TableInfo) -> FileMeta {
 
 #[cfg(test)]
 mod tests {
-    use super::Visibility;
+    use super::{Visibility, optimized_bits};
+
+    #[test]
+    fn optimized_filters_spend_the_budget_with_fewer_bits_on_larger_levels() {
+        let sizes = [10, 100, 1_000, 10_000];
+        let bits = optimized_bits(&sizes, 10.0);
+        let total: f64 = sizes.iter().map(|&n| n as f64).sum();
+        let spent: f64 = sizes.iter().zip(&bits).map(|(&n, b)| n as f64 * b).sum();
+        assert!((spent / total - 10.0).abs() < 1e-9, "{bits:?}");
+        assert!(bits.windows(2).all(|w| w[0] > w[1]), "{bits:?}");
+        // Each factor of 10 in size costs ln(10)/ln²2 ≈ 4.79 bits.
+        assert!((bits[0] - bits[1] - 10f64.ln() / (2f64.ln() * 2f64.ln())).abs() < 1e-9);
+        // Equal levels share equally; empty levels get nothing.
+        let equal = optimized_bits(&[5, 0, 5], 8.0);
+        assert!(
+            (equal[0] - 8.0).abs() < 1e-9 && equal[1] <= 0.0 && (equal[2] - 8.0).abs() < 1e-9,
+            "{equal:?}"
+        );
+    }
+
+    #[test]
+    fn a_tight_budget_leaves_the_largest_level_without_a_filter() {
+        // 0.1 bits per key: the big level's share would be negative (about -0.09).
+        let sizes = [100, 100, 10_000];
+        let bits = optimized_bits(&sizes, 0.1);
+        assert!(
+            bits[2] <= 0.0 && bits[..2].iter().all(|&b| b > 0.0),
+            "{bits:?}"
+        );
+        let total: f64 = sizes.iter().map(|&n| n as f64).sum();
+        let spent: f64 = sizes.iter().zip(&bits).map(|(&n, b)| n as f64 * b).sum();
+        assert!(
+            (spent - total * 0.1).abs() < 1e-6,
+            "the whole budget, no more: {bits:?}"
+        );
+    }
 
     #[test]
     fn stripes_split_at_each_snapshot_and_end_at_now() {

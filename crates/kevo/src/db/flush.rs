@@ -62,7 +62,14 @@ impl DbInner {
             self.fs.as_ref(),
             &path,
             number,
-            TableOptions::from(&self.opts),
+            TableOptions {
+                filter_policy: crate::compaction::filter_policy_for_level(
+                    &self.view.load().version,
+                    &self.opts,
+                    0,
+                ),
+                ..TableOptions::from(&self.opts)
+            },
         )?;
         // Versions hidden behind a newer version in the same visibility stripe are seen by
         // no reader and are not written (tombstones are: older data may sit below).

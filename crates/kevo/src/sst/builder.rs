@@ -297,5 +297,7 @@ fn describe_filter(f: FilterPolicy) -> String {
         FilterPolicy::None => "none".into(),
         FilterPolicy::BitsPerKey(b) => format!("bits_per_key:{b}"),
         FilterPolicy::FalsePositiveRate(r) => format!("fp_rate:{r}"),
+        // Resolved per level before a table is built; kept readable if it is not.
+        FilterPolicy::Optimized { bits_per_key } => format!("optimized:{bits_per_key}"),
     }
 }

@@ -124,7 +124,11 @@ fn block_index(hash: u64, num_blocks: u32) -> usize {
 /// give `None`.
 pub fn parameters(policy: FilterPolicy) -> Option<(f64, u32)> {
     let bits_per_key = match policy {
-        FilterPolicy::BitsPerKey(b) if b > 0.0 => b.clamp(MIN_BITS_PER_KEY, MAX_BITS_PER_KEY),
+        // `Optimized` is resolved per level before a table is built (see
+        // `compaction::filter_policy_for_level`); unresolved, it is its average.
+        FilterPolicy::BitsPerKey(b) | FilterPolicy::Optimized { bits_per_key: b } if b > 0.0 => {
+            b.clamp(MIN_BITS_PER_KEY, MAX_BITS_PER_KEY)
+        }
         FilterPolicy::FalsePositiveRate(p) if p > 0.0 && p < 1.0 => bits_for_rate(p),
         _ => return None,
     };
