@@ -13,7 +13,7 @@ pub(crate) mod files;
 mod flush;
 mod health;
 pub(crate) mod iter;
-mod open;
+pub(crate) mod open;
 mod tables;
 mod txn;
 mod txn_iter;

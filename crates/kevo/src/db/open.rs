@@ -95,7 +95,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
         _ => opts.fs.clone(),
     };
     prepare_directory(fs.as_ref(), dir, &opts)?;
-    let lock = take_lock(fs.as_ref(), dir)?;
+    let lock = take_lock(fs.as_ref(), dir, "the database is locked by another opener")?;
     let listing = Listing::read(fs.as_ref(), dir)?;
     check_directory(&listing, dir, &opts)?;
     if listing.is_database() {
@@ -380,15 +380,13 @@ fn prepare_directory(fs: &dyn Fs, dir: &Path, opts: &Options) -> Result<()> {
     check_directory(&Listing::read(fs, dir)?, dir, opts)
 }
 
-fn take_lock(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsLock>> {
+/// Takes the database's LOCK; `Concurrency` with `held` when another opener has it.
+pub(crate) fn take_lock(fs: &dyn Fs, dir: &Path, held: &str) -> Result<Box<dyn FsLock>> {
     fs.lock(&dir.join(files::LOCK)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::new(
-                ErrorKind::Concurrency,
-                "the database is locked by another opener",
-            )
-            .with_file(dir)
-            .with_source(e)
+            Error::new(ErrorKind::Concurrency, held.to_string())
+                .with_file(dir)
+                .with_source(e)
         } else {
             Error::io("taking the database lock", e).with_file(dir)
         }

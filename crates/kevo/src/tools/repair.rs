@@ -37,7 +37,7 @@ use crate::batch::WriteBatch;
 use crate::compaction::table_meta;
 use crate::db::files::{self, FileKind};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fs::{Fs, FsLock, read_file};
+use crate::fs::{Fs, read_file};
 use crate::iter::InternalIterator;
 use crate::iter::merge::{MergingIter, Source};
 use crate::key::{self, ParsedKey};
@@ -180,7 +180,8 @@ pub fn repair(fs: &dyn Fs, dir: &Path) -> Result<RepairReport> {
             Error::new(ErrorKind::NotFound, "no kevo files: not a kevo database").with_file(dir),
         );
     }
-    let _lock = lock(fs, dir)?;
+    let _lock =
+        crate::db::open::take_lock(fs, dir, "the database is open; close it before repairing")?;
     let mut repairer = Repairer::new(fs, dir, &names);
     repairer.read_options(&ours);
     let manifest = repairer.read_manifest();
@@ -202,21 +203,6 @@ pub fn repair(fs: &dyn Fs, dir: &Path) -> Result<RepairReport> {
     }
     repairer.move_aside(&ours)?;
     Ok(repairer.report)
-}
-
-fn lock(fs: &dyn Fs, dir: &Path) -> Result<Box<dyn FsLock>> {
-    fs.lock(&dir.join(files::LOCK)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            Error::new(
-                ErrorKind::Concurrency,
-                "the database is open; close it before repairing",
-            )
-            .with_file(dir)
-            .with_source(e)
-        } else {
-            Error::io("taking the database lock", e).with_file(dir)
-        }
-    })
 }
 
 struct Repairer<'a> {
