@@ -31,6 +31,7 @@ fn build(dir: &Path, compression: Compression) -> Vec<Vec<u8>> {
         restart_interval: 16,
         compression,
         filter_policy: FilterPolicy::BitsPerKey(10.0),
+        prefix_extractor: None,
     };
     let fs = OsFs::new();
     let mut builder =

@@ -49,12 +49,14 @@ pub mod wal;
 pub use batch::{BatchEntry, WriteBatch};
 pub use db::{
     Db, DbIter, Health, HealthStatus, HealthThresholds, LevelShape, LsmShape, Metrics, ReadOptions,
-    Snapshot, Transaction, TxnIter, Value,
+    Snapshot, TableStats, Transaction, TxnIter, Value,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use listener::{
-    CompactionInfo, EventListener, FlushInfo, StallCause, StallInfo, TableFileInfo, TableReason,
+    CompactionInfo, EventListener, FilterAdjustInfo, FlushInfo, StallCause, StallInfo,
+    TableFileInfo, TableReason,
 };
 pub use options::{
-    CompactionStyle, Compression, FilterPolicy, Options, SyncMode, WalRecoveryMode, WriteOptions,
+    CompactionStyle, Compression, FilterPolicy, Options, PrefixExtractor, SyncMode,
+    WalRecoveryMode, WriteOptions,
 };

@@ -66,6 +66,24 @@ pub struct StallInfo {
     pub duration: Duration,
 }
 
+/// New tables of a level get more filter bits: the level's filters let through more
+/// absent keys than their size predicts (see `Options::adaptive_filters`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FilterAdjustInfo {
+    /// The level.
+    pub level: usize,
+    /// Lookups of keys the level's open tables lacked, in the observation.
+    pub lookups: u64,
+    /// The false-positive rate observed over those lookups.
+    pub observed_rate: f64,
+    /// The rate the same filters were expected to give (from their sizes).
+    pub expected_rate: f64,
+    /// Bits per key new tables of the level got before, and get from now on.
+    pub bits_per_key_before: f64,
+    /// See `bits_per_key_before`.
+    pub bits_per_key_after: f64,
+}
+
 /// Why a table file was created or deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableReason {
@@ -133,6 +151,8 @@ pub trait EventListener: Send + Sync {
     fn on_table_created(&self, _info: &TableFileInfo) {}
     /// A table file was deleted.
     fn on_table_deleted(&self, _info: &TableFileInfo) {}
+    /// New tables of a level get more filter bits than configured (adaptive filters).
+    fn on_filter_adjusted(&self, _info: &FilterAdjustInfo) {}
 }
 
 /// The listeners of one database, each call shielded from panics.

@@ -437,6 +437,13 @@ pub struct Metrics {
     pub block_cache_hits: u64,
     /// Block cache lookups that missed.
     pub block_cache_misses: u64,
+    /// Data blocks read from table files (cache misses, and reads that bypass the cache).
+    pub block_reads: u64,
+    /// Bytes of bloom filters held in memory by the open tables.
+    pub filter_memory_bytes: u64,
+    /// Times a level's new tables were given more filter bits because its observed
+    /// false-positive rate was too high (`Options::adaptive_filters`).
+    pub filter_adjustments: u64,
     /// Latency of `get`, sampled: one call in 8 per thread is timed (`count` is the
     /// samples, `gets` the calls).
     pub get_latency: LatencySummary,
@@ -465,7 +472,7 @@ pub struct Metrics {
 /// Every counter: name (without the `kevo_` prefix), help text, value.
 type CounterSample = (&'static str, &'static str, fn(&Metrics) -> u64);
 
-const COUNTERS: [CounterSample; 29] = [
+const COUNTERS: [CounterSample; 31] = [
     ("puts_total", "Puts applied.", |m| m.puts),
     ("deletes_total", "Deletes applied.", |m| m.deletes),
     ("writes_total", "Acknowledged write calls.", |m| m.writes),
@@ -549,6 +556,16 @@ const COUNTERS: [CounterSample; 29] = [
     ("block_cache_misses_total", "Block cache misses.", |m| {
         m.block_cache_misses
     }),
+    (
+        "block_reads_total",
+        "Data blocks read from table files.",
+        |m| m.block_reads,
+    ),
+    (
+        "filter_adjustments_total",
+        "Levels given more filter bits for observed false positives.",
+        |m| m.filter_adjustments,
+    ),
     (
         "iter_seeks_total",
         "Iterator positionings (first seek, seek, seek_for_prev).",
@@ -665,6 +682,18 @@ impl Metrics {
             "kevo_write_amplification",
             "",
             self.write_amplification,
+        );
+        header(
+            &mut out,
+            "kevo_filter_memory_bytes",
+            "gauge",
+            "Bytes of bloom filters held by open tables.",
+        );
+        sample(
+            &mut out,
+            "kevo_filter_memory_bytes",
+            "",
+            self.filter_memory_bytes,
         );
         self.render_latencies(&mut out);
         self.render_shape(&mut out);

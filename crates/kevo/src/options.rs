@@ -72,6 +72,52 @@ pub enum FilterPolicy {
     },
 }
 
+/// How a key's *prefix* is found, for prefix filters (see [`Options::prefix_extractor`]).
+///
+/// A table's filter then also holds each distinct prefix of its keys, so a
+/// [`Db::prefix`](crate::Db::prefix) scan skips every table that holds no key with the
+/// prefix: a scan of a missing prefix reads no data block.
+///
+/// ```
+/// use kevo::PrefixExtractor;
+///
+/// assert_eq!(PrefixExtractor::Fixed(4).prefix(b"user:42"), Some(&b"user"[..]));
+/// assert_eq!(PrefixExtractor::Delimiter(b':').prefix(b"user:42"), Some(&b"user:"[..]));
+/// // Keys without a prefix are outside the extractor's domain.
+/// assert_eq!(PrefixExtractor::Fixed(4).prefix(b"abc"), None);
+/// assert_eq!(PrefixExtractor::Delimiter(b':').prefix(b"plain"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrefixExtractor {
+    /// The first `n` bytes; keys shorter than `n` have no prefix.
+    Fixed(usize),
+    /// The bytes up to and including the first occurrence of this byte; keys without it
+    /// have no prefix.
+    Delimiter(u8),
+}
+
+impl PrefixExtractor {
+    /// The prefix of `key`, or `None` when `key` has none.
+    pub fn prefix<'a>(&self, key: &'a [u8]) -> Option<&'a [u8]> {
+        match *self {
+            PrefixExtractor::Fixed(n) => key.get(..n),
+            PrefixExtractor::Delimiter(d) => {
+                let end = key.iter().position(|&b| b == d)?;
+                key.get(..=end)
+            }
+        }
+    }
+
+    /// The name tables record (`fixed:4`, `delimiter:0x3a`): a table's prefix entries are
+    /// used only when it names the extractor configured now.
+    pub fn name(&self) -> String {
+        match *self {
+            PrefixExtractor::Fixed(n) => format!("fixed:{n}"),
+            PrefixExtractor::Delimiter(d) => format!("delimiter:0x{d:02x}"),
+        }
+    }
+}
+
 /// How data blocks are compressed. A block whose compressed form is not smaller is stored
 /// raw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +194,15 @@ pub struct Options {
     pub restart_interval: usize,
     /// Bloom filter of each table. Default 10 bits per key (~1% false positives).
     pub filter_policy: FilterPolicy,
+    /// How a key's prefix is found; each table's filter then also holds the prefixes of
+    /// its keys, so prefix scans skip tables without the prefix. Changing it is safe: a
+    /// table's prefix entries are used only when the table names the extractor in use.
+    /// Default `None` (no prefix entries).
+    pub prefix_extractor: Option<PrefixExtractor>,
+    /// Raise the bits per key of a level's new tables when its filters' observed
+    /// false-positive rate stays above the rate they were sized for (skewed keys, a weak
+    /// hash for the data): see docs/configuration.md. Default `true`.
+    pub adaptive_filters: bool,
     /// Bytes of decompressed data blocks kept in the block cache (0 disables it). Default
     /// 64 MiB.
     pub block_cache_size: usize,
@@ -226,6 +281,8 @@ impl Default for Options {
             block_size: 4 * KIB,
             restart_interval: 16,
             filter_policy: FilterPolicy::BitsPerKey(10.0),
+            prefix_extractor: None,
+            adaptive_filters: true,
             block_cache_size: 64 * MIB,
             compression: Compression::Lz4,
             compaction_style: CompactionStyle::Leveled,
@@ -296,6 +353,8 @@ impl Options {
         block_size: usize,
         restart_interval: usize,
         filter_policy: FilterPolicy,
+        prefix_extractor: Option<PrefixExtractor>,
+        adaptive_filters: bool,
         block_cache_size: usize,
         compression: Compression,
         compaction_style: CompactionStyle,
@@ -382,6 +441,12 @@ impl Options {
                 ));
             }
             _ => {}
+        }
+        match self.prefix_extractor {
+            Some(PrefixExtractor::Fixed(n)) => {
+                in_range("prefix_extractor", n, 1, self.max_key_size)?;
+            }
+            Some(PrefixExtractor::Delimiter(_)) | None => {}
         }
         if let Compression::Zstd(level) = self.compression {
             in_range("compression", level, -7, 22)?;

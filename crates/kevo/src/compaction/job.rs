@@ -61,6 +61,8 @@ pub struct Context<'a> {
     pub(crate) listeners: &'a Listeners,
     /// Set when the database closes: the job stops (as failed) at the next key.
     pub cancel: &'a AtomicBool,
+    /// The filter policy of the output tables (resolved for the output level).
+    pub filter_policy: crate::FilterPolicy,
 }
 
 /// Runs `job`: merges its inputs (opened from `sources`), keeping of each key the newest
@@ -235,11 +237,7 @@ impl<'c, 'a> OutputWriter<'c, 'a> {
                 &path,
                 number,
                 TableOptions {
-                    filter_policy: super::filter_policy_for_level(
-                        self.ctx.version,
-                        self.ctx.opts,
-                        self.level,
-                    ),
+                    filter_policy: self.ctx.filter_policy,
                     ..TableOptions::from(self.ctx.opts)
                 },
             )?;

@@ -59,6 +59,7 @@ impl DbInner {
             rate_limiter: self.rate_limiter.as_ref(),
             listeners: &self.listeners,
             cancel: &self.closed,
+            filter_policy: self.filter_policy_for(version, job.output),
         };
         let outcome = compaction::run(job, sources, &mut ctx)?;
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {

@@ -63,11 +63,7 @@ impl DbInner {
             &path,
             number,
             TableOptions {
-                filter_policy: crate::compaction::filter_policy_for_level(
-                    &self.view.load().version,
-                    &self.opts,
-                    0,
-                ),
+                filter_policy: self.filter_policy_for(&self.view.load().version, 0),
                 ..TableOptions::from(&self.opts)
             },
         )?;

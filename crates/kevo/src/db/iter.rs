@@ -12,12 +12,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{DbInner, ReadView, Value};
+use crate::compaction::in_range;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
 use crate::iter::level::LevelIter;
 use crate::iter::merge::{MergingIter, Source};
 use crate::key::{self, MAX_SEQUENCE, ParsedKey, SequenceNumber, ValueKind};
 use crate::memtable::MemTableIter;
+use crate::options::PrefixExtractor;
+use crate::sst::table::Table;
 
 /// An iterator over `(key, value)` pairs in key order (and, with `.rev()`, reverse order),
 /// as of one sequence number. Created by [`Db::iter`](super::Db::iter),
@@ -41,6 +44,8 @@ pub struct DbIter {
     empty: bool,
     /// An error to yield before anything else (the database was closed).
     pending_error: Option<Error>,
+    /// A prefix every key in the bounds has: tables whose filters rule it out are skipped.
+    prefix: Option<(PrefixExtractor, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for DbIter {
@@ -80,7 +85,19 @@ impl DbIter {
             done: empty,
             empty,
             pending_error: None,
+            prefix: None,
         }
+    }
+
+    /// Skips the tables whose filters say they hold no key with `prefix` (as `extractor`
+    /// finds prefixes). Only for bounds within which every key has that prefix.
+    pub(super) fn skipping_tables_without(
+        mut self,
+        extractor: PrefixExtractor,
+        prefix: &[u8],
+    ) -> Self {
+        self.prefix = Some((extractor, prefix.to_vec()));
+        self
     }
 
     /// Moves the front end: the next [`next`](Iterator::next) returns the first key at or
@@ -159,7 +176,8 @@ impl DbIter {
     }
 
     /// A merge over every source of the view: each memtable, each L0 table, and one
-    /// cursor per deeper level.
+    /// cursor per deeper level, leaving out tables outside the bounds and (with a prefix)
+    /// tables whose filters rule the prefix out.
     fn merge(&self) -> Result<MergingIter> {
         let mut sources: Vec<Source> = Vec::new();
         sources.push(Box::new(MemTableIter::new(self.view.mem.clone())));
@@ -167,19 +185,37 @@ impl DbIter {
             sources.push(Box::new(MemTableIter::new(frozen.mem.clone())));
         }
         let version = &self.view.version;
+        let bounds = (self.lower.clone(), self.upper.clone());
         for file in version.files(0) {
-            sources.push(Box::new(self.db.tables.table(file.number)?.iter()));
+            if in_range(file, &bounds) {
+                let table = self.db.tables.table(file.number)?;
+                if self.may_hold_prefix(&table) {
+                    sources.push(Box::new(table.iter()));
+                }
+            }
         }
         for level in 1..version.num_levels() {
-            let files = version.files(level);
+            let mut files = Vec::new();
+            for file in version.files(level) {
+                if in_range(file, &bounds)
+                    && (self.prefix.is_none()
+                        || self.may_hold_prefix(&*self.db.tables.table(file.number)?))
+                {
+                    files.push(file.clone());
+                }
+            }
             if !files.is_empty() {
-                sources.push(Box::new(LevelIter::new(
-                    files.to_vec(),
-                    self.db.table_opener(),
-                )));
+                sources.push(Box::new(LevelIter::new(files, self.db.table_opener())));
             }
         }
         Ok(MergingIter::new(sources))
+    }
+
+    /// Whether `table` may hold a key with the iterator's prefix (always, without one).
+    fn may_hold_prefix(&self, table: &Table) -> bool {
+        self.prefix
+            .as_ref()
+            .is_none_or(|(extractor, prefix)| table.may_contain_prefix(prefix, *extractor))
     }
 
     fn below_upper(&self, user: &[u8]) -> bool {

@@ -10,6 +10,7 @@ mod background;
 mod commit;
 mod compact;
 pub(crate) mod files;
+mod filters;
 mod flush;
 mod health;
 pub(crate) mod iter;
@@ -171,10 +172,9 @@ impl Snapshot {
 
     /// The keys starting with `prefix` as of the snapshot.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        let (lower, upper) = iter::prefix_bounds(prefix.as_ref());
         self.inner
             .db
-            .iter_at(Some(self.inner.sequence), lower, upper)
+            .prefix_at(Some(self.inner.sequence), prefix.as_ref())
     }
 }
 
@@ -237,6 +237,35 @@ pub struct LsmShape {
     pub last_sequence: u64,
 }
 
+/// One live table and what reads of it did since it was opened (see [`Db::table_stats`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TableStats {
+    /// The level (or, under tiered compaction, the level slot of its run).
+    pub level: usize,
+    /// The file number (`NNNNNN.sst`).
+    pub number: u64,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Entries, tombstones included.
+    pub entries: u64,
+    /// Tombstones.
+    pub deletions: u64,
+    /// Bits per key of its filter (`None` without a filter, or for a table written before
+    /// tables recorded their filter's key count).
+    pub filter_bits_per_key: Option<f64>,
+    /// The false-positive rate expected of its filter, from its size.
+    pub filter_expected_fp_rate: Option<f64>,
+    /// Point lookups that asked its filter.
+    pub filter_checks: u64,
+    /// Those the filter answered "absent".
+    pub filter_useful: u64,
+    /// Those the filter let through although the table held no visible version of the key.
+    pub filter_false_positives: u64,
+    /// Data blocks read from its file.
+    pub block_reads: u64,
+}
+
 /// One level of an [`LsmShape`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
@@ -260,6 +289,15 @@ pub struct LevelShape {
     pub filter_useful: u64,
     /// Those the filter let through although the table held no visible version of the key.
     pub filter_false_positives: u64,
+    /// The false-positive rate observed in the level: `filter_false_positives /
+    /// (filter_useful + filter_false_positives)`; `None` before any lookup of an absent key.
+    pub filter_observed_fp_rate: Option<f64>,
+    /// The rate the level's open tables' filters should give for the same lookups, from
+    /// their sizes; `None` before any lookup of an absent key.
+    pub filter_expected_fp_rate: Option<f64>,
+    /// Bits per key the level's new tables get now (the configured policy, resolved for
+    /// the level, plus any adaptive extra); `None` without a filter.
+    pub filter_bits_per_key: Option<f64>,
     /// Flushes (L0) or compactions that wrote into this level since open.
     pub compactions: u64,
     /// Bytes those compactions moved in from shallower levels.
@@ -370,6 +408,8 @@ pub(crate) struct DbInner {
     rate_limiter: Option<crate::compaction::rate_limiter::RateLimiter>,
     /// Flush (L0) and compaction work by the level written to.
     level_stats: Box<[crate::metrics::LevelCounters]>,
+    /// Extra filter bits per level (adaptive filters).
+    filter_tuning: filters::FilterTuning,
     /// Tables a compaction replaced, deleted once no read view holds them.
     obsolete_tables: Mutex<Vec<Arc<crate::version::edit::FileMeta>>>,
     /// Counters for `Db::metrics`.
@@ -493,8 +533,7 @@ impl Db {
 
     /// The keys starting with `prefix`, in key order, as of now.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> DbIter {
-        let (lower, upper) = iter::prefix_bounds(prefix.as_ref());
-        self.inner.iter_at(None, lower, upper)
+        self.inner.prefix_at(None, prefix.as_ref())
     }
 
     /// A consistent point-in-time view: reads through it see exactly the writes
@@ -571,6 +610,9 @@ impl Db {
             write_slowdowns: read(&c.write_slowdowns),
             block_cache_hits,
             block_cache_misses,
+            block_reads: self.inner.tables.block_reads(),
+            filter_memory_bytes: self.inner.tables.filter_memory() as u64,
+            filter_adjustments: self.inner.filter_tuning.adjustments(),
             get_latency: c.get_latency.snapshot(),
             write_latency: c.write_latency.snapshot(),
             sync_latency: c.sync_latency.snapshot(),
@@ -584,6 +626,37 @@ impl Db {
             listener_panics: self.inner.listeners.panics(),
             lsm,
         }
+    }
+
+    /// Every live table, L0 first, with its properties and what reads of it did since the
+    /// table was opened. Opens the tables not open yet (reading each one's footer, index
+    /// and filter), so on a large database it costs I/O.
+    pub fn table_stats(&self) -> Result<Vec<TableStats>> {
+        self.inner.check_open()?;
+        let view = self.inner.view.load_full();
+        let version = &view.version;
+        let mut out = Vec::new();
+        for level in 0..version.num_levels() {
+            for file in version.files(level) {
+                let table = self.inner.tables.table(file.number)?;
+                let (filter_checks, filter_useful, filter_false_positives) = table.filter_counts();
+                let sizing = table.filter_sizing();
+                out.push(TableStats {
+                    level,
+                    number: file.number,
+                    size: file.size,
+                    entries: table.properties().entries,
+                    deletions: table.properties().deletions,
+                    filter_bits_per_key: sizing.map(|(bits, _)| bits),
+                    filter_expected_fp_rate: sizing.map(|(_, rate)| rate),
+                    filter_checks,
+                    filter_useful,
+                    filter_false_positives,
+                    block_reads: table.block_reads(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The shape of the tree now: tables and bytes per level, memtables, live WALs.
@@ -601,6 +674,8 @@ impl Db {
                     .unwrap_or_default();
                 let (filter_checks, filter_useful, filter_false_positives) =
                     inner.tables.filter_counts(level);
+                let absent = filter_useful + filter_false_positives;
+                let observation = inner.observe_filters(version, level);
                 let smallest = files
                     .iter()
                     .map(|f| crate::key::user_key(&f.smallest))
@@ -615,6 +690,11 @@ impl Db {
                     filter_checks,
                     filter_useful,
                     filter_false_positives,
+                    filter_observed_fp_rate: (absent > 0)
+                        .then(|| filter_false_positives as f64 / absent as f64),
+                    filter_expected_fp_rate: (observation.lookups > 0)
+                        .then(|| observation.expected / observation.lookups as f64),
+                    filter_bits_per_key: inner.filter_bits_now(version, level),
                     compactions: work.compactions,
                     bytes_in: work.bytes_in,
                     bytes_rewritten: work.bytes_rewritten,
@@ -786,6 +866,21 @@ impl DbInner {
             iter.failed(Error::closed())
         } else {
             iter
+        }
+    }
+
+    /// An iterator over the keys starting with `prefix`. With a prefix extractor that
+    /// finds a prefix in `prefix`, every key the iterator can return shares it, so tables
+    /// whose filters rule it out are skipped.
+    fn prefix_at(self: &Arc<Self>, sequence: Option<SequenceNumber>, prefix: &[u8]) -> DbIter {
+        let (lower, upper) = iter::prefix_bounds(prefix);
+        let iter = self.iter_at(sequence, lower, upper);
+        match self.opts.prefix_extractor {
+            Some(extractor) => match extractor.prefix(prefix) {
+                Some(shared) => iter.skipping_tables_without(extractor, shared),
+                None => iter,
+            },
+            None => iter,
         }
     }
 

@@ -308,6 +308,7 @@ fn start(dir: &Path, fs: Arc<dyn Fs>, opts: Options, parts: Parts) -> Result<Db>
         rate_limiter: opts
             .compaction_rate_limit
             .map(crate::compaction::rate_limiter::RateLimiter::new),
+        filter_tuning: super::filters::FilterTuning::new(opts.max_levels),
         level_stats: (0..opts.max_levels)
             .map(|_| crate::metrics::LevelCounters::default())
             .collect(),

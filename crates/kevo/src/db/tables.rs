@@ -8,7 +8,7 @@ use super::{files, lock};
 use crate::error::Result;
 use crate::fs::Fs;
 use crate::key::{self, SequenceNumber};
-use crate::metrics::FilterCounters;
+use crate::metrics::{Counter, FilterCounters};
 use crate::sst::table::{BlockReads, Table, TableBlockCache, TableLookup};
 use crate::version::edit::FileMeta;
 use crate::version::set::Version;
@@ -27,6 +27,8 @@ pub(crate) struct TableCache {
     capacity: usize,
     /// What the filters of each level said to point lookups.
     filters: Box<[FilterCounters]>,
+    /// Data blocks read from table files, by every table.
+    block_reads: Arc<Counter>,
 }
 
 #[derive(Default)]
@@ -53,6 +55,7 @@ impl TableCache {
             open: Mutex::new(OpenTables::default()),
             capacity: capacity.max(1),
             filters: (0..levels).map(|_| FilterCounters::default()).collect(),
+            block_reads: Arc::default(),
         }
     }
 
@@ -70,12 +73,10 @@ impl TableCache {
         }
         // Opened without the lock held: other lookups go on during the I/O.
         let path = self.dir.join(files::table_name(number));
-        let table = Arc::new(Table::open(
-            self.fs.as_ref(),
-            &path,
-            number,
-            self.blocks.clone(),
-        )?);
+        let table = Arc::new(
+            Table::open(self.fs.as_ref(), &path, number, self.blocks.clone())?
+                .count_block_reads_in(self.block_reads.clone()),
+        );
         let mut open = lock(&self.open);
         let tick = open.tick;
         let table = open
@@ -111,6 +112,25 @@ impl TableCache {
         self.blocks
             .as_ref()
             .map_or((0, 0), |b| (b.hits(), b.misses()))
+    }
+
+    /// Data blocks read from table files so far.
+    pub fn block_reads(&self) -> u64 {
+        self.block_reads.get()
+    }
+
+    /// Bytes of filters the open tables hold.
+    pub fn filter_memory(&self) -> usize {
+        lock(&self.open)
+            .tables
+            .values()
+            .filter_map(|(t, _)| t.filter().map(crate::sst::filter::Filter::memory))
+            .sum()
+    }
+
+    /// The table `number` if it is open now (without opening it).
+    pub fn open_table(&self, number: u64) -> Option<Arc<Table>> {
+        lock(&self.open).tables.get(&number).map(|(t, _)| t.clone())
     }
 
     /// What the filters of `level` said: checks, useful, false positives.

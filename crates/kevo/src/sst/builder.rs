@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::block::BlockBuilder;
-use super::filter::FilterBuilder;
+use super::filter::{FilterBuilder, prefix_hash};
 use super::format::{BlockHandle, Footer, TABLE_FORMAT_VERSION, TRAILER_LEN, encode_block};
 use super::properties::TableProperties;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, FsFile};
 use crate::key::{self, ParsedKey, ValueKind};
-use crate::options::{Compression, FilterPolicy, Options};
+use crate::options::{Compression, FilterPolicy, Options, PrefixExtractor};
 
 /// The options that shape a table. Each table records what it needs to be read back, so a
 /// table written with other options stays readable.
@@ -26,6 +26,8 @@ pub struct TableOptions {
     pub compression: Compression,
     /// The table's bloom filter.
     pub filter_policy: FilterPolicy,
+    /// Whose prefixes go into the filter as well (none without a filter).
+    pub prefix_extractor: Option<PrefixExtractor>,
 }
 
 impl From<&Options> for TableOptions {
@@ -35,6 +37,7 @@ impl From<&Options> for TableOptions {
             restart_interval: o.restart_interval,
             compression: o.compression,
             filter_policy: o.filter_policy,
+            prefix_extractor: o.prefix_extractor,
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct TableBuilder<'a> {
     filter: Option<FilterBuilder>,
     props: TableProperties,
     last_key: Vec<u8>,
+    /// The last prefix added to the filter (prefixes of sorted keys come in runs).
+    last_prefix: Option<Vec<u8>>,
     /// Bytes written so far: the offset of the next block.
     offset: u64,
     buf: Vec<u8>,
@@ -94,10 +99,15 @@ impl<'a> TableBuilder<'a> {
             props: TableProperties {
                 compression: describe_compression(options.compression),
                 filter_policy: describe_filter(options.filter_policy),
+                prefix_extractor: match (options.prefix_extractor, options.filter_policy) {
+                    (_, FilterPolicy::None) | (None, _) => String::new(),
+                    (Some(extractor), _) => extractor.name(),
+                },
                 min_sequence: u64::MAX,
                 ..TableProperties::default()
             },
             last_key: Vec::new(),
+            last_prefix: None,
             offset: 0,
             buf: Vec::new(),
         })
@@ -121,6 +131,16 @@ impl<'a> TableBuilder<'a> {
             // Versions of one user key are adjacent: add each user key once.
             if self.props.entries == 0 || key::user_key(&self.last_key) != parsed.user_key {
                 filter.add_key(parsed.user_key);
+                let prefix = self
+                    .options
+                    .prefix_extractor
+                    .and_then(|e| e.prefix(parsed.user_key));
+                if let Some(prefix) = prefix
+                    && self.last_prefix.as_deref() != Some(prefix)
+                {
+                    filter.add_hash(prefix_hash(prefix));
+                    self.last_prefix = Some(prefix.to_vec());
+                }
             }
         }
         self.props.entries += 1;
@@ -212,6 +232,7 @@ impl<'a> TableBuilder<'a> {
         self.props.largest_key.clone_from(&self.last_key);
         let filter = match self.filter.take() {
             Some(filter) => {
+                self.props.filter_keys = filter.keys() as u64;
                 let bytes = filter.finish();
                 let handle = self.write_raw_block(&bytes)?;
                 self.props.filter_size = handle.size + TRAILER_LEN as u64;

@@ -13,6 +13,11 @@
 //!
 //! This is the layout of RocksDB's "fast local bloom".
 //!
+//! With a prefix extractor, the filter also holds each distinct prefix of the table's keys,
+//! hashed as XXH3-64 with seed [`PREFIX_SEED`] ([`prefix_hash`]), so a prefix never answers
+//! for a whole key that happens to equal it. The table's properties name the extractor; a
+//! reader uses the prefix entries only when that name is the extractor it has.
+//!
 //! # Encoding
 //!
 //! ```text
@@ -65,7 +70,7 @@ use std::f64::consts::LN_2;
 use std::fmt;
 
 use bytes::Bytes;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::{Error, FilterPolicy, Result};
 
@@ -102,6 +107,15 @@ const MAX_BLOCKS: u64 = {
 #[inline]
 pub fn key_hash(user_key: &[u8]) -> u64 {
     xxh3_64(user_key)
+}
+
+/// The XXH3 seed of prefix entries: "prefix" in ASCII.
+pub const PREFIX_SEED: u64 = 0x7072_6566_6978;
+
+/// The hash a filter uses for a key prefix: XXH3-64 with seed [`PREFIX_SEED`].
+#[inline]
+pub fn prefix_hash(prefix: &[u8]) -> u64 {
+    xxh3_64_with_seed(prefix, PREFIX_SEED)
 }
 
 /// The block of `num_blocks` (> 0) that `hash` maps to.
@@ -213,7 +227,7 @@ fn best_probes(bits_per_key: f64) -> u32 {
 }
 
 /// The fewest bits per key whose expected rate, with the best probe count, is at most `rate`.
-fn bits_for_rate(rate: f64) -> f64 {
+pub fn bits_for_rate(rate: f64) -> f64 {
     let achieved = |bits: f64| expected_fp_rate(bits, best_probes(bits));
     if achieved(MAX_BITS_PER_KEY) > rate {
         return MAX_BITS_PER_KEY;
@@ -627,7 +641,11 @@ mod tests {
                 "{policy:?}, {filters} x {keys} keys: measured {measured:.5}, expected {expected:.5}"
             );
             if let FilterPolicy::FalsePositiveRate(p) = policy {
-                assert!(measured <= 1.2 * p, "{policy:?}: measured {measured:.5}");
+                // Within 20% of the target itself, not only of the filter's own expectation.
+                assert!(
+                    (0.8 * p..=1.2 * p).contains(&measured),
+                    "{policy:?}: measured {measured:.5}"
+                );
             }
         }
     }
@@ -650,6 +668,11 @@ mod tests {
     #[test]
     fn false_positive_rate_target_1_percent() {
         check_rate(FilterPolicy::FalsePositiveRate(0.01));
+    }
+
+    #[test]
+    fn false_positive_rate_target_5_percent() {
+        check_rate(FilterPolicy::FalsePositiveRate(0.05));
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub struct TableProperties {
     pub filter_policy: String,
     /// When the table was written, in seconds since the Unix epoch.
     pub created_at: u64,
+    /// The prefix extractor whose prefixes the filter also holds (`fixed:4`), empty for
+    /// none. Optional: older tables lack it.
+    pub prefix_extractor: String,
+    /// Hashes the filter was sized for: distinct user keys plus distinct prefixes.
+    /// Optional: 0 when unknown (older tables).
+    pub filter_keys: u64,
 }
 
 const ENTRIES: u64 = 1;
@@ -61,7 +67,9 @@ const MAX_SEQUENCE: u64 = 12;
 const COMPRESSION: u64 = 13;
 const FILTER_POLICY: u64 = 14;
 const CREATED_AT: u64 = 15;
-/// Every known tag is required.
+const PREFIX_EXTRACTOR: u64 = 16;
+const FILTER_KEYS: u64 = 17;
+/// Tags 1 to 15 are required; later ones are optional (tables written before them lack them).
 const REQUIRED: u64 = (1 << 16) - 2;
 
 impl TableProperties {
@@ -85,7 +93,10 @@ impl TableProperties {
         number(&mut out, MIN_SEQUENCE, self.min_sequence);
         number(&mut out, MAX_SEQUENCE, self.max_sequence);
         number(&mut out, CREATED_AT, self.created_at);
+        number(&mut out, FILTER_KEYS, self.filter_keys);
+        // A required field comes last, so a cut at any field boundary loses one and is seen.
         for (tag, bytes) in [
+            (PREFIX_EXTRACTOR, self.prefix_extractor.as_bytes()),
             (SMALLEST_KEY, &self.smallest_key[..]),
             (LARGEST_KEY, &self.largest_key[..]),
             (COMPRESSION, self.compression.as_bytes()),
@@ -127,6 +138,8 @@ impl TableProperties {
                 COMPRESSION => p.compression = text()?,
                 FILTER_POLICY => p.filter_policy = text()?,
                 CREATED_AT => p.created_at = number()?,
+                PREFIX_EXTRACTOR => p.prefix_extractor = text()?,
+                FILTER_KEYS => p.filter_keys = number()?,
                 _ => continue, // a field of a newer writer
             }
             seen |= 1 << tag;
@@ -163,7 +176,31 @@ mod tests {
             compression: "lz4".into(),
             filter_policy: "bits_per_key:10".into(),
             created_at: 1_790_000_000,
+            prefix_extractor: "fixed:4".into(),
+            filter_keys: 990,
         }
+    }
+
+    #[test]
+    fn properties_of_older_tables_without_the_optional_fields_decode() {
+        let mut old = sample();
+        old.prefix_extractor.clear();
+        old.filter_keys = 0;
+        // An older writer wrote neither field; this one writes an empty prefix extractor
+        // and a zero count, which read back the same.
+        let encoded = sample().encode();
+        let mut d = Decoder::new(&encoded);
+        let mut bytes = Vec::new();
+        while !d.is_empty() {
+            let tag = d.varint().unwrap();
+            let payload = d.length_prefixed().unwrap();
+            if tag < PREFIX_EXTRACTOR {
+                put_varint(&mut bytes, tag);
+                put_length_prefixed(&mut bytes, payload);
+            }
+        }
+        assert_eq!(TableProperties::decode(&bytes).unwrap(), old);
+        assert_eq!(TableProperties::decode(&old.encode()).unwrap(), old);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::fs::{Fs, FsFile};
 use crate::iter::InternalIterator;
 use crate::key::{self, ParsedKey, SequenceNumber, ValueKind};
-use crate::metrics::FilterCounters;
+use crate::metrics::{Counter, FilterCounters};
+use crate::options::PrefixExtractor;
 
 /// The cache shared by every table of a database.
 pub type TableBlockCache = BlockCache<Block>;
@@ -31,8 +32,25 @@ pub struct Table {
     filter: Option<Filter>,
     properties: TableProperties,
     cache: Option<Arc<TableBlockCache>>,
-    /// Data blocks read from the file (cache misses), for metrics and tests.
+    /// What reads of this table did; apart from the fields every lookup reads.
+    counts: Box<TableCounts>,
+    /// The database's count of data block reads, if it keeps one.
+    db_block_reads: Option<Arc<Counter>>,
+}
+
+/// Per-table counters. Boxed and aligned so their writes do not share a cache line with
+/// the fields lookups read.
+#[derive(Default)]
+#[repr(align(128))]
+struct TableCounts {
+    /// Data blocks read from the file (cache misses).
     block_reads: AtomicU64,
+    /// Point lookups that asked the filter.
+    filter_checks: AtomicU64,
+    /// Those the filter answered "absent".
+    filter_useful: AtomicU64,
+    /// Those the filter let through although the table held no visible version.
+    filter_false_positives: AtomicU64,
 }
 
 impl std::fmt::Debug for Table {
@@ -133,8 +151,15 @@ impl Table {
             filter,
             properties,
             cache,
-            block_reads: AtomicU64::new(0),
+            counts: Box::default(),
+            db_block_reads: None,
         })
+    }
+
+    /// Also counts the table's data block reads in `counter` (the database's total).
+    pub(crate) fn count_block_reads_in(mut self, counter: Arc<Counter>) -> Self {
+        self.db_block_reads = Some(counter);
+        self
     }
 
     /// The table's file number.
@@ -149,7 +174,52 @@ impl Table {
 
     /// Data blocks read from the file so far (block cache misses).
     pub fn block_reads(&self) -> u64 {
-        self.block_reads.load(AtomicOrdering::Relaxed)
+        self.counts.block_reads.load(AtomicOrdering::Relaxed)
+    }
+
+    /// What this table's filter said to point lookups: checks, "absent" answers, and
+    /// false positives ("maybe" although the table held no visible version of the key).
+    /// `useful + false_positives` lookups were for keys the table lacked.
+    pub fn filter_counts(&self) -> (u64, u64, u64) {
+        let c = &self.counts;
+        (
+            c.filter_checks.load(AtomicOrdering::Relaxed),
+            c.filter_useful.load(AtomicOrdering::Relaxed),
+            c.filter_false_positives.load(AtomicOrdering::Relaxed),
+        )
+    }
+
+    /// The filter's bits per key and the false-positive rate expected of it, when the
+    /// table has a filter and records the number of hashes it holds.
+    pub fn filter_sizing(&self) -> Option<(f64, f64)> {
+        let filter = self.filter.as_ref()?;
+        let keys = self.properties.filter_keys;
+        if keys == 0 {
+            return None;
+        }
+        let bits = f64::from(filter.num_blocks()) * 512.0 / keys as f64;
+        Some((
+            bits,
+            super::filter::expected_fp_rate(bits, filter.num_probes()),
+        ))
+    }
+
+    /// The table's filter, if it has one.
+    pub fn filter(&self) -> Option<&Filter> {
+        self.filter.as_ref()
+    }
+
+    /// False if the table surely holds no key with prefix `prefix` (as `extractor` finds
+    /// prefixes). True when it may, and whenever the table's filter holds no prefixes of
+    /// that extractor (no filter, none configured when it was written, or another one).
+    pub fn may_contain_prefix(&self, prefix: &[u8], extractor: PrefixExtractor) -> bool {
+        let Some(filter) = &self.filter else {
+            return true;
+        };
+        if self.properties.prefix_extractor != extractor.name() {
+            return true;
+        }
+        filter.may_contain_hash(super::filter::prefix_hash(prefix))
     }
 
     /// Bytes pinned in memory for this table (index and filter).
@@ -173,12 +243,29 @@ impl Table {
         filter_counters: Option<&FilterCounters>,
     ) -> Result<Option<TableLookup>> {
         let found = self.find(user_key, sequence, reads)?;
-        if let (Some(counters), Some(verdict)) = (filter_counters, found.filter_verdict) {
-            counters.checks.add(1);
-            match verdict {
-                FilterVerdict::Absent => counters.useful.add(1),
-                FilterVerdict::Maybe if found.entries.is_none() => counters.false_positives.add(1),
-                FilterVerdict::Maybe => {}
+        if let Some(verdict) = found.filter_verdict {
+            let false_positive = verdict == FilterVerdict::Maybe && found.entries.is_none();
+            self.counts
+                .filter_checks
+                .fetch_add(1, AtomicOrdering::Relaxed);
+            if false_positive {
+                self.counts
+                    .filter_false_positives
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+            }
+            if verdict == FilterVerdict::Absent {
+                self.counts
+                    .filter_useful
+                    .fetch_add(1, AtomicOrdering::Relaxed);
+            }
+            if let Some(counters) = filter_counters {
+                counters.checks.add(1);
+                if verdict == FilterVerdict::Absent {
+                    counters.useful.add(1);
+                }
+                if false_positive {
+                    counters.false_positives.add(1);
+                }
             }
         }
         let Some(entries) = found.entries else {
@@ -284,7 +371,12 @@ impl Table {
         if let Some(block) = cached {
             return Ok(block);
         }
-        self.block_reads.fetch_add(1, AtomicOrdering::Relaxed);
+        self.counts
+            .block_reads
+            .fetch_add(1, AtomicOrdering::Relaxed);
+        if let Some(total) = &self.db_block_reads {
+            total.add(1);
+        }
         let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
         let block =
             Block::decode(bytes).map_err(|e| e.with_file(&self.path).with_offset(handle.offset))?;

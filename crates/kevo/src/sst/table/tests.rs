@@ -64,6 +64,7 @@ fn options(block_size: usize, restart_interval: usize, compression: Compression)
         restart_interval,
         compression,
         filter_policy: FilterPolicy::BitsPerKey(10.0),
+        prefix_extractor: None,
     }
 }
 
