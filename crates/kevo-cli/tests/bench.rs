@@ -171,6 +171,10 @@ fn bad_flags_exit_2_with_a_one_line_error() {
             &["--use_existing_db"][..],
             "kevo: invalid argument: --use_existing_db",
         ),
+        (
+            &["--prefix_len", "17"][..],
+            "kevo: invalid argument: --prefix_len",
+        ),
     ] {
         let out = kevo(&[&["bench"][..], args].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -179,4 +183,61 @@ fn bad_flags_exit_2_with_a_one_line_error() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+/// Blocks per op of `name` in a run of fillrandom and `name` with `flags`.
+fn blocks_per_op(name: &str, flags: &[&str]) -> (f64, Value) {
+    let doc = json(&kevo(
+        &[
+            &[
+                "bench",
+                "--num",
+                "20000",
+                "--reads",
+                "2000",
+                "--write_buffer_size",
+                "65536",
+                "--benchmarks",
+                &format!("fillrandom,{name}"),
+                "--json",
+            ][..],
+            flags,
+        ]
+        .concat(),
+    ));
+    let w = workload(&doc, name).clone();
+    assert_eq!(count(&w, "mismatches"), 0, "{w}");
+    let blocks = w["blocks_per_op"].as_f64().expect("kevo counts blocks");
+    (blocks, w)
+}
+
+#[test]
+fn prefix_scans_are_checked_and_a_prefix_extractor_saves_block_reads_on_missing_prefixes() {
+    let (scan, w) = blocks_per_op("prefixscan", &["--prefix_len", "14"]);
+    assert!(
+        count(&w, "found") > 2000,
+        "each scan finds its prefix's keys: {w}"
+    );
+    assert!(scan > 0.0);
+    let (with_extractor, w) = blocks_per_op("prefixmissing", &["--prefix_len", "14"]);
+    assert_eq!(count(&w, "found"), 0);
+    let (without, _) = blocks_per_op("prefixmissing", &[]);
+    assert!(
+        with_extractor * 10.0 < without,
+        "with a prefix extractor {with_extractor} blocks per scan, without {without}"
+    );
+}
+
+#[test]
+fn filter_policies_trade_memory_for_block_reads_of_missing_keys() {
+    let (none, w) = blocks_per_op("readmissing", &["--filter_policy", "none"]);
+    assert_eq!(w["filter_memory_bytes"].as_u64(), Some(0));
+    let (bits, w) = blocks_per_op("readmissing", &["--filter_policy", "bits:10"]);
+    assert!(count(&w, "filter_memory_bytes") > 10000, "{w}");
+    assert!(
+        bits * 10.0 < none,
+        "10 bits per key: {bits} blocks per lookup, none: {none}"
+    );
+    let (optimized, _) = blocks_per_op("readmissing", &["--filter_policy", "optimized:10"]);
+    assert!(optimized * 10.0 < none, "{optimized} against {none}");
 }

@@ -429,3 +429,62 @@ fn a_bad_prefix_extractor_is_a_config_error() {
     }
     assert!(kevo::fs::Fs::list(&fs, Path::new(DIR)).map_or(true, |l| l.is_empty()));
 }
+
+// ---------------------------------------------------------------------------------------
+// Optimized allocation
+// ---------------------------------------------------------------------------------------
+
+/// Filter memory of a database of 4000 distinct keys in the last level and 400 newer
+/// distinct keys in L0, written under `policy`, and its tables' bits per key by level.
+fn filter_memory(policy: FilterPolicy) -> (u64, Vec<(usize, f64)>) {
+    let fs = MemFs::new();
+    let opts = quiet(&fs)
+        .memtable_size(16 << 10)
+        .l0_slowdown_trigger(1000)
+        .l0_stop_trigger(1000)
+        .filter_policy(policy);
+    let db = Db::open(DIR, opts).unwrap();
+    for i in 0..4000u32 {
+        db.put(format!("k{i:05}"), [3u8; 40]).unwrap();
+    }
+    db.compact().unwrap();
+    for i in 0..400u32 {
+        db.put(format!("k{i:05}x"), [4u8; 40]).unwrap();
+    }
+    db.flush().unwrap();
+    let stats = db.table_stats().unwrap();
+    assert_eq!(stats.iter().map(|t| t.entries).sum::<u64>(), 4400);
+    let bits = stats
+        .iter()
+        .map(|t| (t.level, t.filter_bits_per_key.unwrap_or(0.0)))
+        .collect();
+    (db.metrics().filter_memory_bytes, bits)
+}
+
+#[test]
+fn the_optimized_policy_spends_no_more_memory_than_its_budget() {
+    let (fixed, fixed_bits) = filter_memory(FilterPolicy::BitsPerKey(8.0));
+    let (optimized, optimized_bits) = filter_memory(FilterPolicy::Optimized { bits_per_key: 8.0 });
+    // The budget: 8 bits for each of the 4400 keys, plus each filter's rounding up to a
+    // whole 64-byte block and its trailer and handle.
+    let tables = optimized_bits.len() as u64;
+    let budget = 4400 * 8 / 8 + tables * 150;
+    assert!(
+        optimized <= budget,
+        "optimized filters hold {optimized} bytes, the budget is {budget}"
+    );
+    assert!(
+        optimized as f64 <= fixed as f64 * 1.05,
+        "optimized {optimized} bytes, fixed {fixed}"
+    );
+    // Spent unevenly: the small L0 gets more bits per key than the last level.
+    let l0 = optimized_bits.iter().filter(|(l, _)| *l == 0).map(|t| t.1);
+    let last = optimized_bits.iter().filter(|(l, _)| *l > 0).map(|t| t.1);
+    let (l0_min, last_max) = (l0.fold(f64::MAX, f64::min), last.fold(0.0, f64::max));
+    assert!(
+        l0_min > last_max + 2.0,
+        "L0 {l0_min}, last level {last_max}"
+    );
+    // Fixed bits: every table at 8, less the rounding of small filters to whole blocks.
+    assert!(fixed <= budget, "{fixed} bytes, {fixed_bits:?}");
+}

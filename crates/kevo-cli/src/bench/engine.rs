@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use kevo::{CompactionStyle, Db, Error, Options, Result, SyncMode, WriteOptions};
+use kevo::{
+    CompactionStyle, Db, Error, FilterPolicy, Options, PrefixExtractor, Result, SyncMode,
+    WriteOptions,
+};
 
 /// What every benchmarked engine offers. Errors are `kevo::Error`s: a peer wraps its own
 /// (`Error::new(ErrorKind::Io, ...).with_source(e)`).
@@ -21,6 +24,22 @@ pub trait Engine: Send + Sync {
     fn scan(&self, reverse: bool, visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()>;
     /// Calls `visit` on the first entry at or after `key`, if there is one.
     fn seek(&self, key: &[u8], visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<()>;
+    /// Calls `visit` on every entry whose key starts with `prefix`, in key order.
+    fn prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<()> {
+        let _ = (prefix, visit);
+        Err(Error::invalid_argument(
+            "this engine has no prefix scans in the benchmark",
+        ))
+    }
+    /// Data blocks served so far from the block cache and read from files, if the engine
+    /// counts them.
+    fn block_counts(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// Bytes of filters held in memory now, if the engine counts them.
+    fn filter_memory(&self) -> Option<u64> {
+        None
+    }
     /// Writes buffered data to tables and waits (so table sizes can be measured).
     fn flush(&self) -> Result<()>;
     /// Bytes in the engine's tables now.
@@ -60,6 +79,10 @@ pub struct EngineConfig {
     pub target_file_size: Option<u64>,
     pub compaction_style: Option<StyleArg>,
     pub block_size: Option<usize>,
+    /// kevo only: the filter policy (overrides `bloom_bits`).
+    pub filter_policy: Option<FilterPolicy>,
+    /// kevo only: a fixed-length prefix extractor of this many bytes.
+    pub prefix_len: Option<usize>,
 }
 
 /// `--compaction_style`.
@@ -175,6 +198,12 @@ impl Kevo {
         if let Some(bits) = config.bloom_bits {
             options = options.bloom_bits_per_key(bits);
         }
+        if let Some(policy) = config.filter_policy {
+            options = options.filter_policy(policy);
+        }
+        if let Some(len) = config.prefix_len {
+            options = options.prefix_extractor(Some(PrefixExtractor::Fixed(len)));
+        }
         if let Some(size) = config.target_file_size {
             options = options.target_file_size(size);
         }
@@ -239,6 +268,23 @@ impl Engine for Kevo {
             visit(&k, &v);
         }
         Ok(())
+    }
+
+    fn prefix(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<()> {
+        for entry in self.db.prefix(prefix) {
+            let (k, v) = entry?;
+            visit(&k, &v);
+        }
+        Ok(())
+    }
+
+    fn block_counts(&self) -> Option<(u64, u64)> {
+        let m = self.db.metrics();
+        Some((m.block_cache_hits, m.block_reads))
+    }
+
+    fn filter_memory(&self) -> Option<u64> {
+        Some(self.db.metrics().filter_memory_bytes)
     }
 
     fn flush(&self) -> Result<()> {

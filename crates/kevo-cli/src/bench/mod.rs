@@ -32,8 +32,8 @@ const MAX_VALUE_SIZE: usize = 64 << 20;
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Comma-separated workloads, run in order: fillseq, fillrandom, overwrite, fillsync,
-    /// fill100K, readrandom, readmissing, readseq, readreverse, seekrandom, deleterandom,
-    /// readwhilewriting.
+    /// fill100K, readrandom, readmissing, readseq, readreverse, seekrandom, prefixscan,
+    /// prefixmissing, deleterandom, readwhilewriting.
     #[arg(long, default_value = DEFAULT_BENCHMARKS)]
     benchmarks: String,
     /// Keys (as db_bench's default; every default workload together takes about 35 s on two
@@ -101,6 +101,35 @@ pub struct BenchArgs {
     /// Compaction style (default: the engine's).
     #[arg(long = "compaction_style", alias = "compaction-style", value_enum)]
     compaction_style: Option<engine::StyleArg>,
+    /// kevo's filter policy: none, bits:B, fp:RATE or optimized:B (overrides --bloom_bits;
+    /// default: the engine's).
+    #[arg(long = "filter_policy", alias = "filter-policy", value_parser = parse_filter_policy)]
+    filter_policy: Option<kevo::FilterPolicy>,
+    /// Give kevo a fixed-length prefix extractor of this many bytes, and scan prefixes of
+    /// this length in prefixscan and prefixmissing (default for those: --key_size - 2, with
+    /// no extractor).
+    #[arg(long = "prefix_len", alias = "prefix-len")]
+    prefix_len: Option<usize>,
+}
+
+/// `--filter_policy`: none, bits:B, fp:RATE, optimized:B.
+fn parse_filter_policy(text: &str) -> std::result::Result<kevo::FilterPolicy, String> {
+    use kevo::FilterPolicy;
+    let number = |s: &str| s.parse::<f64>().map_err(|e| format!("`{s}`: {e}"));
+    let policy = match text.split_once(':') {
+        None if text == "none" => FilterPolicy::None,
+        Some(("bits", b)) => FilterPolicy::BitsPerKey(number(b)?),
+        Some(("fp", r)) => FilterPolicy::FalsePositiveRate(number(r)?),
+        Some(("optimized", b)) => FilterPolicy::Optimized {
+            bits_per_key: number(b)?,
+        },
+        _ => return Err("expected none, bits:B, fp:RATE or optimized:B".into()),
+    };
+    kevo::Options::default()
+        .filter_policy(policy)
+        .validate()
+        .map_err(|e| e.to_string())?;
+    Ok(policy)
 }
 
 /// The settings every workload reads.
@@ -114,6 +143,8 @@ pub struct Params {
     pub sync: bool,
     pub seed: u64,
     pub compression_ratio: f64,
+    /// Bytes of the prefixes prefixscan and prefixmissing scan.
+    pub prefix_len: usize,
     /// Show a live operation count on stderr (a terminal, and not --json).
     #[serde(skip)]
     pub show_progress: bool,
@@ -269,6 +300,8 @@ fn engine_config(args: &BenchArgs) -> EngineConfig {
         target_file_size: args.target_file_size,
         compaction_style: args.compaction_style,
         block_size: args.block_size,
+        filter_policy: args.filter_policy,
+        prefix_len: args.prefix_len,
     }
 }
 
@@ -322,6 +355,12 @@ fn validate(args: &BenchArgs) -> Result<Params> {
             args.compression_ratio
         ));
     }
+    if args.prefix_len.is_some_and(|n| n == 0 || n > args.key_size) {
+        return bad(format!(
+            "--prefix_len must be 1 to --key_size ({})",
+            args.key_size
+        ));
+    }
     if args.use_existing_db && args.db.is_none() {
         return bad("--use_existing_db needs --db".into());
     }
@@ -337,6 +376,9 @@ fn validate(args: &BenchArgs) -> Result<Params> {
         sync: args.sync,
         seed: args.seed,
         compression_ratio: args.compression_ratio,
+        prefix_len: args
+            .prefix_len
+            .unwrap_or(args.key_size.saturating_sub(2).max(1)),
         show_progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })
 }
@@ -440,6 +482,7 @@ fn measure(
 ) -> Result<Outcome> {
     let written_before = report::bytes_written();
     let tables_before = engine.table_bytes_written();
+    let blocks_before = engine.block_counts();
     let ctx = Ctx {
         engine,
         state,
@@ -451,6 +494,14 @@ fn measure(
     let outcome = workloads::run(w, &ctx);
     progress.finish();
     let mut outcome = outcome?;
+    if let Some(((hits0, reads0), (hits1, reads1))) = blocks_before.zip(engine.block_counts())
+        && outcome.ops > 0
+    {
+        let per_op = |n: u64| (n as f64 / outcome.ops as f64 * 1000.0).round() / 1000.0;
+        outcome.blocks_per_op = Some(per_op((hits1 - hits0) + (reads1 - reads0)));
+        outcome.block_reads_per_op = Some(per_op(reads1 - reads0));
+    }
+    outcome.filter_memory_bytes = engine.filter_memory();
     if w.writes() {
         engine.flush()?;
         let file_bytes = written_before
@@ -512,6 +563,7 @@ fn print_footer(outcomes: &[Outcome], peak_rss: Option<u64>) {
         "io-amp: bytes written to any file (WAL too) / key+value bytes written",
         "s-amp: table bytes / live key+value bytes, after a flush (below 1: compression)",
         "runs: sorted runs after the flush (L0 tables + non-empty deeper levels): what a point read may consult",
+        "blk/op: data blocks each op touched, from the block cache or a file (writing workloads: compaction's reads too)",
     ] {
         println!("{line}");
     }

@@ -127,6 +127,13 @@ pub struct Outcome {
     pub writer_ops: Option<u64>,
     /// After writing workloads only.
     pub amplification: Option<Amplification>,
+    /// Data blocks each operation touched (from the block cache or a file), if the engine
+    /// counts them.
+    pub blocks_per_op: Option<f64>,
+    /// Data blocks each operation read from a file (block cache misses).
+    pub block_reads_per_op: Option<f64>,
+    /// Bytes of filters in memory after the workload, if the engine counts them.
+    pub filter_memory_bytes: Option<u64>,
 }
 
 /// Measured after a writing workload and a flush.
@@ -171,17 +178,20 @@ impl Outcome {
             mismatches: None,
             writer_ops: None,
             amplification: None,
+            blocks_per_op: None,
+            block_reads_per_op: None,
+            filter_memory_bytes: None,
         }
     }
 }
 
-pub const TABLE_HEADER: &str = "workload              ops     secs      ops/s    MB/s   p50 µs   p99 µs p99.9 µs    max µs      found  w-amp io-amp  s-amp  runs";
+pub const TABLE_HEADER: &str = "workload              ops     secs      ops/s    MB/s   p50 µs   p99 µs p99.9 µs    max µs      found  w-amp io-amp  s-amp  runs blk/op";
 
 pub fn table_row(o: &Outcome) -> String {
     let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}"));
     let amp = o.amplification.as_ref();
     format!(
-        "{:<16} {:>9} {:>8.3} {:>10} {:>7.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10} {:>6} {:>6} {:>6} {:>5}",
+        "{:<16} {:>9} {:>8.3} {:>10} {:>7.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10} {:>6} {:>6} {:>6} {:>5} {:>6}",
         o.name,
         o.ops,
         o.seconds,
@@ -197,6 +207,8 @@ pub fn table_row(o: &Outcome) -> String {
         ratio(amp.and_then(|a| a.space_amp)),
         amp.and_then(|a| a.sorted_runs)
             .map_or_else(|| "-".to_string(), |r| r.to_string()),
+        o.blocks_per_op
+            .map_or_else(|| "-".to_string(), |b| format!("{b:.2}")),
     )
 }
 

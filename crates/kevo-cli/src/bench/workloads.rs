@@ -30,6 +30,8 @@ pub enum Workload {
     ReadSeq,
     ReadReverse,
     SeekRandom,
+    PrefixScan,
+    PrefixMissing,
     DeleteRandom,
     ReadWhileWriting,
 }
@@ -47,7 +49,7 @@ pub enum Kind {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 12] = [
+    pub const ALL: [Workload; 14] = [
         Workload::FillSeq,
         Workload::FillRandom,
         Workload::Overwrite,
@@ -58,6 +60,8 @@ impl Workload {
         Workload::ReadSeq,
         Workload::ReadReverse,
         Workload::SeekRandom,
+        Workload::PrefixScan,
+        Workload::PrefixMissing,
         Workload::DeleteRandom,
         Workload::ReadWhileWriting,
     ];
@@ -74,6 +78,8 @@ impl Workload {
             Workload::ReadSeq => "readseq",
             Workload::ReadReverse => "readreverse",
             Workload::SeekRandom => "seekrandom",
+            Workload::PrefixScan => "prefixscan",
+            Workload::PrefixMissing => "prefixmissing",
             Workload::DeleteRandom => "deleterandom",
             Workload::ReadWhileWriting => "readwhilewriting",
         }
@@ -167,6 +173,17 @@ impl KeyState {
         }
     }
 
+    /// Keys present among those sharing the first `prefix_len` bytes with key `i`.
+    fn live_with_prefix(&self, i: u64, prefix_len: usize) -> u64 {
+        let span = u32::try_from(self.key_size.saturating_sub(prefix_len))
+            .ok()
+            .and_then(|digits| 10u64.checked_pow(digits))
+            .unwrap_or(u64::MAX);
+        let first = i / span * span;
+        let end = first.saturating_add(span).min(self.sizes.len() as u64);
+        (first..end).filter(|&j| self.get(j).is_some()).count() as u64
+    }
+
     /// Entries present and their key and value bytes.
     pub fn live(&self) -> (u64, u64) {
         let (mut count, mut bytes) = (self.foreign_entries, self.foreign_bytes);
@@ -210,6 +227,7 @@ pub fn run(w: Workload, ctx: &Ctx<'_>) -> Result<Outcome> {
             Ok(reads(w, p.threads, elapsed, &rec))
         }
         Workload::SeekRandom => seeks(ctx, w),
+        Workload::PrefixScan | Workload::PrefixMissing => prefix_scans(ctx, w),
         Workload::ReadSeq | Workload::ReadReverse => scan(ctx, w),
         Workload::ReadWhileWriting => read_while_writing(ctx, w),
     }
@@ -362,6 +380,45 @@ fn seeks(ctx: &Ctx<'_>, w: Workload) -> Result<Outcome> {
         Ok(())
     })?;
     Ok(reads(w, p.threads, elapsed, &rec))
+}
+
+/// prefixscan: every entry whose key starts with the first `--prefix_len` bytes of a
+/// random key (checked against what was written). prefixmissing: the same prefixes with
+/// their last byte made `.`, which no key has: inside the key range, so only a filter lets
+/// a scan skip a table. `found` counts entries visited.
+fn prefix_scans(ctx: &Ctx<'_>, w: Workload) -> Result<Outcome> {
+    let p = ctx.params;
+    let missing = w == Workload::PrefixMissing;
+    let (elapsed, rec) = parallel(p.threads, |t, rec| {
+        let mut rng = ctx.rng(t);
+        let mut prefix = Vec::with_capacity(p.key_size);
+        for _ in share(p.reads, p.threads, t) {
+            let k = rng.below(p.num);
+            write_key(&mut prefix, k, p.key_size);
+            prefix.truncate(p.prefix_len);
+            if missing && let Some(last) = prefix.last_mut() {
+                *last = b'.';
+            }
+            let (mut entries, mut bytes) = (0u64, 0u64);
+            ctx.engine.prefix(&prefix, &mut |key, value| {
+                entries += 1;
+                bytes += (key.len() + value.len()) as u64;
+            })?;
+            let expected = if missing {
+                0
+            } else {
+                ctx.state.live_with_prefix(k, p.prefix_len)
+            };
+            rec.found += entries;
+            rec.mismatches += u64::from(entries != expected);
+            rec.op(bytes);
+        }
+        Ok(())
+    })?;
+    let mut outcome = Outcome::new(w.name(), p.threads, elapsed, &rec);
+    outcome.found = Some(rec.found);
+    outcome.mismatches = Some(rec.mismatches);
+    Ok(outcome)
 }
 
 /// A full scan (at most `--reads` entries), on one thread: one iterator is one thread's work.

@@ -13,6 +13,7 @@ use crate::iter::level::{LevelIter, OpenTable};
 use crate::iter::merge::Source;
 use crate::listener::{CompactionInfo, TableFileInfo, TableReason};
 use crate::metrics::LevelWork;
+use crate::sst::table::BlockReads;
 use crate::version::edit::FileMeta;
 use crate::version::set::Version;
 
@@ -101,12 +102,16 @@ impl DbInner {
         for input in &job.inputs {
             if input.level == 0 {
                 for file in &input.files {
-                    sources.push(Box::new(self.tables.table(file.number)?.iter()));
+                    sources.push(Box::new(
+                        self.tables
+                            .table(file.number)?
+                            .iter_with(BlockReads::compaction()),
+                    ));
                 }
             } else if !input.files.is_empty() {
                 sources.push(Box::new(LevelIter::new(
                     input.files.clone(),
-                    self.table_opener(),
+                    self.table_opener_with(BlockReads::compaction()),
                 )));
             }
         }
@@ -169,8 +174,15 @@ impl DbInner {
 
     /// Opens cursors over tables through the table cache, for a [`LevelIter`].
     pub(super) fn table_opener(&self) -> OpenTable {
+        self.table_opener_with(BlockReads::default())
+    }
+
+    /// [`DbInner::table_opener`] for cursors reading with `reads`.
+    pub(super) fn table_opener_with(&self, reads: BlockReads) -> OpenTable {
         let tables = Arc::clone(&self.tables);
-        Arc::new(move |file: &FileMeta| Ok(Box::new(tables.table(file.number)?.iter()) as Source))
+        Arc::new(move |file: &FileMeta| {
+            Ok(Box::new(tables.table(file.number)?.iter_with(reads)) as Source)
+        })
     }
 
     /// Deletes replaced tables that no read view holds any more (their only reference is

@@ -843,6 +843,7 @@ impl DbInner {
         let reads = BlockReads {
             fill_cache: options.fill_cache,
             verify_checksums: options.verify_checksums,
+            counted: true,
         };
         match self.tables.get(&view.version, key, sequence, reads)? {
             Some(TableLookup::Value(v)) => Ok(Some(v)),

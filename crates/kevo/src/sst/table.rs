@@ -69,6 +69,9 @@ pub struct BlockReads {
     pub fill_cache: bool,
     /// Read from the file (and verify) even when the block is cached.
     pub verify_checksums: bool,
+    /// A read for a user (get, iterator): counted in the read counters and the block
+    /// cache's hits and misses. Compaction's reads are not, and bypass the cache.
+    pub counted: bool,
 }
 
 impl Default for BlockReads {
@@ -76,6 +79,20 @@ impl Default for BlockReads {
         BlockReads {
             fill_cache: true,
             verify_checksums: false,
+            counted: true,
+        }
+    }
+}
+
+impl BlockReads {
+    /// How compaction reads its inputs: from the files, neither through the block cache
+    /// (the tables are about to be replaced, and their blocks are mostly cold) nor counted
+    /// with the users' reads.
+    pub fn compaction() -> Self {
+        BlockReads {
+            fill_cache: false,
+            verify_checksums: false,
+            counted: false,
         }
     }
 }
@@ -345,11 +362,17 @@ impl Table {
     /// A cursor over every entry of the table.
     #[allow(clippy::iter_not_returning_iterator)] // a seekable cursor, not a std Iterator
     pub fn iter(self: &Arc<Self>) -> TableIter {
+        self.iter_with(BlockReads::default())
+    }
+
+    /// [`Table::iter`] with control over the block cache and counting.
+    pub fn iter_with(self: &Arc<Self>, reads: BlockReads) -> TableIter {
         TableIter {
             table: self.clone(),
             index: self.index.iter(),
             data: None,
             error: None,
+            reads,
         }
     }
 
@@ -361,7 +384,7 @@ impl Table {
                     .with_file(&self.path),
             );
         };
-        let cached = if reads.verify_checksums {
+        let cached = if reads.verify_checksums || !reads.counted {
             None
         } else {
             self.cache
@@ -371,11 +394,13 @@ impl Table {
         if let Some(block) = cached {
             return Ok(block);
         }
-        self.counts
-            .block_reads
-            .fetch_add(1, AtomicOrdering::Relaxed);
-        if let Some(total) = &self.db_block_reads {
-            total.add(1);
+        if reads.counted {
+            self.counts
+                .block_reads
+                .fetch_add(1, AtomicOrdering::Relaxed);
+            if let Some(total) = &self.db_block_reads {
+                total.add(1);
+            }
         }
         let bytes = read_block(self.file.as_ref(), &self.path, handle)?;
         let block =
@@ -426,6 +451,7 @@ pub struct TableIter {
     index: BlockIter,
     data: Option<BlockIter>,
     error: Option<Error>,
+    reads: BlockReads,
 }
 
 impl TableIter {
@@ -442,10 +468,7 @@ impl TableIter {
         if !self.index.valid() {
             return;
         }
-        match self
-            .table
-            .data_block(self.index.value(), BlockReads::default())
-        {
+        match self.table.data_block(self.index.value(), self.reads) {
             Ok(block) => self.data = Some(block.iter()),
             Err(e) => {
                 self.error.get_or_insert(e);
