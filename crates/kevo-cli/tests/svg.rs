@@ -494,3 +494,83 @@ fn bench_svg_has_one_throughput_bar_per_workload() {
         .count();
     assert_eq!(latency, 6, "p50, p99, p99.9 per workload");
 }
+
+#[test]
+fn bench_svg_draws_a_throughput_line_per_workload_and_the_events_the_report_lists() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("timeline.svg");
+    // A 64 KiB memtable: the fill's 1.2 MB of writes go through many flushes.
+    let out = ok(&kevo(&[
+        "bench",
+        "--num",
+        "10000",
+        "--benchmarks",
+        "fillrandom,readrandom",
+        "--write_buffer_size",
+        "65536",
+        "--svg",
+        path(&file),
+        "--json",
+    ]))
+    .stdout
+    .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+    let elements = svg_elements(&file);
+    let lines: Vec<&Element> = elements
+        .iter()
+        .filter(|e| e.attrs.get("class").is_some_and(|c| c == "throughput-line"))
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|l| attr(l, "data-workload")).collect();
+    assert_eq!(names, ["fillrandom", "readrandom"], "one line per workload");
+    for line in &lines {
+        let points: Vec<(f64, f64)> = attr(line, "points")
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').expect("x,y");
+                (x.parse().expect("x"), y.parse().expect("y"))
+            })
+            .collect();
+        assert!(!points.is_empty(), "{:?}", line.attrs);
+        assert!(
+            points.windows(2).all(|w| w[0].0 <= w[1].0),
+            "time runs left to right: {points:?}"
+        );
+    }
+
+    let marks = |class: &str, workload: &str| {
+        elements
+            .iter()
+            .filter(|e| {
+                e.attrs.get("class").is_some_and(|c| c == class)
+                    && e.attrs.get("data-workload").is_some_and(|w| w == workload)
+            })
+            .count()
+    };
+    for w in doc["workloads"].as_array().expect("workloads") {
+        let name = w["name"].as_str().expect("name");
+        let timeline = &w["timeline"];
+        let samples = timeline["samples"].as_array().expect("samples");
+        let last = samples.last().expect("at least the last sample");
+        assert_eq!(last["ops"], w["ops"], "{name}: every op is counted");
+        let events = timeline["events"].as_array().expect("events");
+        for kind in ["flush", "compaction", "stall"] {
+            let listed = events.iter().filter(|e| e["kind"] == kind).count();
+            assert_eq!(
+                marks(&format!("{kind}-mark"), name),
+                listed,
+                "{name}: a mark per {kind} the report lists"
+            );
+        }
+    }
+    // Of the run's flushes, at most max_memtables (2) + 1 began after the fill ended: the
+    // frozen memtables not yet flushing, and the flush the bench asks for after a writing
+    // workload. Any other began during the fill, and the bench waited for it to end (and
+    // be logged) before reading the events: it must be marked.
+    let flushes = doc["engine_stats"]["flushes"].as_u64().expect("flushes");
+    if flushes > 3 {
+        assert!(
+            marks("flush-mark", "fillrandom") >= 1,
+            "{flushes} flushes, none during the fill?"
+        );
+    }
+}

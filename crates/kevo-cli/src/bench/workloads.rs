@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kevo::Result;
 
@@ -14,6 +14,7 @@ use super::Params;
 use super::data::{Rng, Values, parse_key, write_key};
 use super::engine::Engine;
 use super::report::{Outcome, Recorder};
+use super::timeline::Sampler;
 
 /// db_bench's fill100K value size.
 pub const FILL100K_VALUE: usize = 100 * 1000;
@@ -227,7 +228,7 @@ fn share(total: u64, threads: usize, t: usize) -> Range<u64> {
 }
 
 /// Runs `body` on `threads` threads started together; returns the wall time from the start
-/// until the last finished, and their merged measurements.
+/// until the last finished, and their merged measurements with the throughput timeline.
 fn parallel(
     threads: usize,
     body: impl Fn(usize, &mut Recorder) -> Result<()> + Sync,
@@ -245,13 +246,14 @@ fn parallel(
                 s.spawn(move || -> Result<Recorder> {
                     barrier.wait();
                     rec.start();
-                    body(t, &mut rec)?;
-                    Ok(rec)
+                    let done = body(t, &mut rec);
+                    rec.report();
+                    done.map(|()| rec)
                 })
             })
             .collect();
         barrier.wait();
-        let started = Instant::now();
+        let sampler = Sampler::start();
         let results: Vec<Result<Recorder>> = workers
             .into_iter()
             .map(|w| {
@@ -259,11 +261,13 @@ fn parallel(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect();
-        let elapsed = started.elapsed();
+        let timeline = sampler.finish();
+        let elapsed = timeline.span.map_or(Duration::ZERO, |(from, to)| to - from);
         let mut total = Recorder::new()?;
         for rec in results {
             total.merge(&rec?)?;
         }
+        total.timeline = Some(timeline);
         Ok((elapsed, total))
     })
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use kevo::tools::{Inspection, LevelView, TableView, WalView, escape};
 use kevo::{CompactionStyle, Options};
 
-use super::{MONO, bytes, start, text, xml};
+use super::{MONO, bytes, counted, start, text, xml};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
@@ -185,15 +185,6 @@ fn age(secs: u64) -> String {
         120..7200 => format!("{:.0} min", s / 60.0),
         7200..172_800 => format!("{:.1} h", s / 3600.0),
         _ => format!("{:.1} d", s / 86_400.0),
-    }
-}
-
-/// `n` and a noun, plural unless `n` is 1 ("entry" becomes "entries").
-fn counted(n: u64, noun: &str) -> String {
-    match (n, noun.strip_suffix('y')) {
-        (1, _) => format!("1 {noun}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        (_, None) => format!("{n} {noun}s"),
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use kevo::{Error, Result};
 
-pub use bench::{BenchBar, bench_chart};
+pub use bench::{BenchBar, Mark, MarkKind, Series, bench_chart};
 pub use lsm::lsm_shape;
 
 const FONT: &str = "font-family=\"sans-serif\"";
@@ -67,6 +67,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// `n` and a noun, plural unless `n` is 1 ("entry": "entries", "flush": "flushes").
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else if let Some(stem) = noun.strip_suffix('y') {
+        format!("{n} {stem}ies")
+    } else if ["s", "x", "sh", "ch"].iter().any(|end| noun.ends_with(end)) {
+        format!("{n} {noun}es")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn start(out: &mut String, width: u32, height: u32, title: &str) {
     let _ = writeln!(
         out,
@@ -96,5 +109,14 @@ mod tests {
         assert_eq!(xml("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(
+            [
+                counted(1, "entry"),
+                counted(2, "entry"),
+                counted(0, "stall"),
+                counted(3, "flush")
+            ],
+            ["1 entry", "2 entries", "0 stalls", "3 flushes"]
+        );
     }
 }
