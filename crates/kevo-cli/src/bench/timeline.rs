@@ -48,7 +48,7 @@ pub struct Event {
     /// workload's span.
     pub start_secs: f64,
     pub end_secs: f64,
-    /// What it did, for people ("L0 -> L1: 4 tables, 1.2 MB written").
+    /// What it did, for people ("compaction L0 -> L1: 4 tables in, 2 out, ...").
     pub detail: String,
 }
 
@@ -93,11 +93,17 @@ impl Sampler {
                     let wait = next.saturating_duration_since(Instant::now());
                     match stopped.recv_timeout(wait) {
                         Err(RecvTimeoutError::Timeout) => {
+                            // The time of the reading, not of the schedule: a late wake-up
+                            // (a loaded machine) makes a longer interval, not a false rate.
+                            let now = Instant::now();
                             samples.push(Sample {
-                                secs: secs(next - started),
+                                secs: secs(now - started),
                                 ops: progress_ops().saturating_sub(base),
                             });
                             next += INTERVAL;
+                            if next <= now {
+                                next = now + INTERVAL;
+                            }
                         }
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => return samples,
                     }
