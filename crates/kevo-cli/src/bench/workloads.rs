@@ -400,15 +400,19 @@ fn read_while_writing(ctx: &Ctx<'_>, w: Workload) -> Result<Outcome> {
             let mut key = Vec::with_capacity(p.key_size);
             // Halfway into the values: not those a one-thread fill wrote.
             let (mut pos, mut writes) = (ctx.values.start(1, 2), 0);
-            while !stop.load(Ordering::Relaxed) {
+            // At least one write, even when the readers are done before this thread gets
+            // a core (a short run on a busy machine).
+            loop {
                 let k = rng.below(p.num);
                 write_key(&mut key, k, p.key_size);
                 let value = ctx.values.next(&mut pos, p.value_size);
                 ctx.engine.put(&key, value, p.sync)?;
                 ctx.state.set(k, value.len());
                 writes += 1;
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(writes);
+                }
             }
-            Ok(writes)
         });
         let readers = parallel(p.threads, |t, rec| {
             lookups(ctx, Workload::ReadRandom, t, rec, true)
