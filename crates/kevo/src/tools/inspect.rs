@@ -227,7 +227,7 @@ pub fn inspect(fs: &dyn Fs, dir: &Path) -> Result<Inspection> {
             Err(e) => problems.push(Finding::new(
                 &table.name,
                 e.offset(),
-                format!("properties do not read: {}", e.message()),
+                format!("properties do not read: {}", cause(&e)),
             )),
         }
     }
@@ -271,6 +271,14 @@ pub fn inspect(fs: &dyn Fs, dir: &Path) -> Result<Inspection> {
         problems,
         notes,
     })
+}
+
+/// What failed and, for an I/O failure, the OS's reason (the finding names the file).
+fn cause(e: &Error) -> String {
+    match e.io_error() {
+        Some(io) => format!("{}: {io}", e.message()),
+        None => e.message().to_string(),
+    }
 }
 
 fn is_not_found(e: &Error) -> bool {
@@ -330,7 +338,7 @@ fn read_wal(
             problems.push(Finding::new(
                 &name,
                 None,
-                format!("does not read: {}", e.message()),
+                format!("does not read: {}", cause(&e)),
             ));
             return Ok(Some(WalView {
                 name,
