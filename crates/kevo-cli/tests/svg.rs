@@ -324,6 +324,102 @@ fn inspect_svg_draws_one_rectangle_per_table_with_its_level_and_key_range() {
     assert!(text.contains(wal), "{text}");
 }
 
+fn attr<'a>(e: &'a Element, name: &str) -> &'a str {
+    e.attrs
+        .get(name)
+        .unwrap_or_else(|| panic!("<{} ...> without {name}: {:?}", e.name, e.attrs))
+}
+
+fn number(e: &Element, name: &str) -> f64 {
+    attr(e, name)
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number: {:?}", e.attrs))
+}
+
+#[test]
+fn inspect_svg_marks_each_tables_tombstones_and_age_and_draws_a_memtable_per_live_wal() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("db");
+    let opts = options()
+        .memtable_size(1 << 20)
+        .disable_auto_compactions(true);
+    let db = Db::open(&dir, opts).expect("open");
+    // One table of 40 puts and 15 tombstones, one of puts only.
+    for i in 0..40 {
+        db.put(format!("key{i:04}"), "value").expect("put");
+    }
+    for i in 100..115 {
+        db.delete(format!("key{i:04}")).expect("delete");
+    }
+    db.flush().expect("flush");
+    for i in 200..220 {
+        db.put(format!("key{i:04}"), "value").expect("put");
+    }
+    db.flush().expect("flush");
+    // Closed without a flush: 6 puts and 3 deletes stay in the WAL.
+    for i in 300..306 {
+        db.put(format!("key{i:04}"), "v").expect("put");
+    }
+    for i in 0..3 {
+        db.delete(format!("key{i:04}")).expect("delete");
+    }
+    db.close().expect("close");
+
+    let file = tmp.path().join("tombstones.svg");
+    ok(&kevo(&["inspect", path(&dir), "--svg", path(&file)]));
+    let elements = svg_elements(&file);
+    let tables: Vec<&Element> = elements
+        .iter()
+        .filter(|e| e.attrs.get("id").is_some_and(|id| id.starts_with("table-")))
+        .collect();
+    assert_eq!(tables.len(), 2);
+    let mut tombstones: Vec<(&str, &str)> = tables
+        .iter()
+        .map(|t| (attr(t, "data-entries"), attr(t, "data-tombstones")))
+        .collect();
+    tombstones.sort_unstable();
+    assert_eq!(tombstones, [("20", "0"), ("55", "15")]);
+    for t in &tables {
+        let age = number(t, "data-age-secs");
+        assert!((0.0..3600.0).contains(&age), "written just now: {age}");
+        assert!(attr(t, "data-created-at").parse::<u64>().is_ok());
+    }
+    // The table with tombstones has a band 15/55 of its height; the other has none.
+    let bands: Vec<&Element> = elements
+        .iter()
+        .filter(|e| e.attrs.get("class").is_some_and(|c| c == "tombstones"))
+        .collect();
+    assert_eq!(bands.len(), 1);
+    let marked = tables
+        .iter()
+        .find(|t| attr(t, "data-tombstones") == "15")
+        .expect("the table with tombstones");
+    assert_eq!(
+        format!("table-{}", attr(bands[0], "data-table")),
+        attr(marked, "id")
+    );
+    let share = number(bands[0], "height") / number(marked, "height");
+    assert!((share - 15.0 / 55.0).abs() < 0.02, "{share}");
+
+    let memtables: Vec<&Element> = elements
+        .iter()
+        .filter(|e| e.attrs.get("class").is_some_and(|c| c == "memtable"))
+        .collect();
+    let inspection: serde_json::Value =
+        serde_json::from_slice(&ok(&kevo(&["inspect", path(&dir), "--json"])).stdout)
+            .expect("JSON");
+    let wals = inspection["wals"].as_array().expect("wals");
+    assert_eq!(memtables.len(), wals.len(), "a memtable box per live WAL");
+    let held: Vec<(&str, &str)> = memtables
+        .iter()
+        .filter(|m| attr(m, "data-entries") != "0")
+        .map(|m| (attr(m, "data-entries"), attr(m, "data-tombstones")))
+        .collect();
+    assert_eq!(held, [("9", "3")], "the writes left in the WAL");
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.contains("15 tombstones"), "the title totals them");
+}
+
 /// Every file in `dir` and its content.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
@@ -362,6 +458,13 @@ fn inspect_svg_works_on_an_open_database_and_changes_no_file() {
         .filter(|e| e.attrs.get("id").is_some_and(|id| id.starts_with("table-")))
         .count();
     assert!(rects >= 2, "{rects}");
+    // The open database's memtable, read from its WAL.
+    let pending = svg_elements(&file)
+        .into_iter()
+        .filter(|e| e.attrs.get("class").is_some_and(|c| c == "memtable"))
+        .map(|e| number(&e, "data-entries"))
+        .sum::<f64>();
+    assert!(pending >= 1.0, "{pending}");
     db.close().expect("close");
 }
 
@@ -390,4 +493,84 @@ fn bench_svg_has_one_throughput_bar_per_workload() {
         .filter(|e| e.attrs.get("class").is_some_and(|c| c == "latency-bar"))
         .count();
     assert_eq!(latency, 6, "p50, p99, p99.9 per workload");
+}
+
+#[test]
+fn bench_svg_draws_a_throughput_line_per_workload_and_the_events_the_report_lists() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("timeline.svg");
+    // A 64 KiB memtable: the fill's 1.2 MB of writes go through many flushes.
+    let out = ok(&kevo(&[
+        "bench",
+        "--num",
+        "10000",
+        "--benchmarks",
+        "fillrandom,readrandom",
+        "--write_buffer_size",
+        "65536",
+        "--svg",
+        path(&file),
+        "--json",
+    ]))
+    .stdout
+    .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+    let elements = svg_elements(&file);
+    let lines: Vec<&Element> = elements
+        .iter()
+        .filter(|e| e.attrs.get("class").is_some_and(|c| c == "throughput-line"))
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|l| attr(l, "data-workload")).collect();
+    assert_eq!(names, ["fillrandom", "readrandom"], "one line per workload");
+    for line in &lines {
+        let points: Vec<(f64, f64)> = attr(line, "points")
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').expect("x,y");
+                (x.parse().expect("x"), y.parse().expect("y"))
+            })
+            .collect();
+        assert!(!points.is_empty(), "{:?}", line.attrs);
+        assert!(
+            points.windows(2).all(|w| w[0].0 <= w[1].0),
+            "time runs left to right: {points:?}"
+        );
+    }
+
+    let marks = |class: &str, workload: &str| {
+        elements
+            .iter()
+            .filter(|e| {
+                e.attrs.get("class").is_some_and(|c| c == class)
+                    && e.attrs.get("data-workload").is_some_and(|w| w == workload)
+            })
+            .count()
+    };
+    for w in doc["workloads"].as_array().expect("workloads") {
+        let name = w["name"].as_str().expect("name");
+        let timeline = &w["timeline"];
+        let samples = timeline["samples"].as_array().expect("samples");
+        let last = samples.last().expect("at least the last sample");
+        assert_eq!(last["ops"], w["ops"], "{name}: every op is counted");
+        let events = timeline["events"].as_array().expect("events");
+        for kind in ["flush", "compaction", "stall"] {
+            let listed = events.iter().filter(|e| e["kind"] == kind).count();
+            assert_eq!(
+                marks(&format!("{kind}-mark"), name),
+                listed,
+                "{name}: a mark per {kind} the report lists"
+            );
+        }
+    }
+    // Of the run's flushes, at most max_memtables (2) + 1 began after the fill ended: the
+    // frozen memtables not yet flushing, and the flush the bench asks for after a writing
+    // workload. Any other began during the fill, and the bench waited for it to end (and
+    // be logged) before reading the events: it must be marked.
+    let flushes = doc["engine_stats"]["flushes"].as_u64().expect("flushes");
+    if flushes > 3 {
+        assert!(
+            marks("flush-mark", "fillrandom") >= 1,
+            "{flushes} flushes, none during the fill?"
+        );
+    }
 }

@@ -424,6 +424,21 @@ fn inspect_reads_a_database_open_in_another_handle_and_changes_no_file() {
         );
     }
     assert!(!inspection.wals.is_empty());
+    // What the open database holds in its memtable, read from its WAL.
+    let in_wals: u64 = inspection
+        .wals
+        .iter()
+        .map(|w| w.contents.as_ref().unwrap().entries)
+        .sum();
+    assert_eq!(in_wals, 10, "{inspection}");
+    assert!(
+        inspection
+            .levels
+            .iter()
+            .flat_map(|l| &l.tables)
+            .all(|t| t.entries.is_some() && t.created_at.is_some()),
+        "{inspection}"
+    );
     assert_eq!(
         tools::repair(&fs, Path::new(DIR)).unwrap_err().kind(),
         ErrorKind::Concurrency,
@@ -431,6 +446,82 @@ fn inspect_reads_a_database_open_in_another_handle_and_changes_no_file() {
     );
     assert_eq!(snapshot(&fs), before);
     assert_eq!(read_all(&db).len(), 220);
+}
+
+#[test]
+fn inspect_reads_each_tables_tombstones_and_age_and_the_writes_of_each_live_wal() {
+    let fs = MemFs::new();
+    let opts = memfs_options(&fs)
+        .memtable_size(1 << 20)
+        .disable_auto_compactions(true);
+    let db = Db::open(DIR, opts).unwrap();
+    for i in 0..30 {
+        db.put(user_key(i), value(i)).unwrap();
+    }
+    // Tombstones of keys never written: a flush keeps them (older data may sit below).
+    for i in 100..112 {
+        db.delete(user_key(i)).unwrap();
+    }
+    db.flush().unwrap();
+    // In the WAL only (closed without a flush): 5 puts and 2 deletes.
+    for i in 200..205 {
+        db.put(user_key(i), value(i)).unwrap();
+    }
+    db.delete(user_key(0)).unwrap();
+    db.delete(user_key(1)).unwrap();
+    db.close().unwrap();
+
+    let inspection = tools::inspect(&fs, Path::new(DIR)).unwrap();
+    assert!(inspection.problems.is_empty(), "{inspection}");
+    let tables: Vec<&tools::TableView> = inspection.levels.iter().flat_map(|l| &l.tables).collect();
+    assert_eq!(tables.len(), 1, "{inspection}");
+    let table = tables[0];
+    assert_eq!((table.entries, table.deletions), (Some(42), Some(12)));
+    assert!((table.tombstone_share().unwrap() - 12.0 / 42.0).abs() < 1e-9);
+    let age = table.age_secs(inspection.inspected_at).unwrap();
+    assert!(age < 3600, "written just now: {age} s");
+    assert_eq!(inspection.table_entries(), (42, 12));
+
+    let written: Vec<&tools::WalContents> = inspection
+        .wals
+        .iter()
+        .filter_map(|w| w.contents.as_ref())
+        .filter(|c| c.entries > 0)
+        .collect();
+    assert_eq!(written.len(), 1, "{inspection}");
+    let wal = written[0];
+    assert_eq!((wal.records, wal.entries, wal.deletions), (7, 7, 2));
+    assert_eq!(wal.bytes, 5 * (6 + 36) + 2 * 6, "keys and values");
+    assert_eq!(
+        wal.max_sequence.unwrap() - wal.min_sequence.unwrap(),
+        6,
+        "seven sequence numbers"
+    );
+    assert!(wal.min_sequence.unwrap() > table.max_sequence);
+    let text = inspection.to_string();
+    assert!(text.contains("42 entries (12 tombstones)"), "{text}");
+    assert!(text.contains("7 entries (2 tombstones)"), "{text}");
+
+    // A table whose properties block is damaged is a problem of the inspection, not an
+    // error: the table is still shown, from the manifest.
+    let dump = tools::dump_table(&fs, &path(&table.name)).unwrap();
+    let properties = dump.footer.unwrap().properties.offset;
+    flip_bit(&fs, &table.name, properties + 2);
+    let damaged = tools::inspect(&fs, Path::new(DIR)).unwrap();
+    let shown = damaged
+        .levels
+        .iter()
+        .flat_map(|l| &l.tables)
+        .next()
+        .unwrap();
+    assert_eq!((shown.number, shown.entries), (table.number, None));
+    assert!(
+        damaged
+            .problems
+            .iter()
+            .any(|p| p.file == table.name && p.what.contains("properties")),
+        "{damaged}"
+    );
 }
 
 #[test]

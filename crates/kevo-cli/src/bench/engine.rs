@@ -4,11 +4,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use kevo::{
     CompactionStyle, Db, Error, FilterPolicy, Options, PrefixExtractor, Result, SyncMode,
     WriteOptions,
 };
+
+use super::timeline::{Event, EventLog};
 
 /// What every benchmarked engine offers. Errors are `kevo::Error`s: a peer wraps its own
 /// (`Error::new(ErrorKind::Io, ...).with_source(e)`).
@@ -53,6 +56,12 @@ pub trait Engine: Send + Sync {
     }
     /// Engine-specific figures for the JSON report (the tree's shape, counters).
     fn stats(&self) -> serde_json::Value;
+    /// The background events (flushes, compactions, stalls) logged since the last call that
+    /// overlap `from..to`, if the engine reports them.
+    fn drain_events(&self, from: Instant, to: Instant) -> Vec<Event> {
+        let _ = (from, to);
+        Vec::new()
+    }
     fn close(&self) -> Result<()>;
 }
 
@@ -181,14 +190,18 @@ fn kevo_file(name: &str) -> bool {
 
 struct Kevo {
     db: Db,
+    /// Its flushes, compactions and stalls, for the throughput timeline.
+    events: Arc<EventLog>,
 }
 
 impl Kevo {
     fn open(dir: &Path, config: &EngineConfig, create: bool) -> Result<Self> {
         // As db_bench: writes are not synced unless the workload asks (--sync, fillsync).
+        let events = Arc::new(EventLog::default());
         let mut options = Options::default()
             .sync_mode(SyncMode::None)
-            .create_if_missing(create);
+            .create_if_missing(create)
+            .listener(events.clone());
         if let Some(size) = config.write_buffer_size {
             options = options.memtable_size(size);
         }
@@ -217,6 +230,7 @@ impl Kevo {
         }
         Ok(Kevo {
             db: Db::open(dir, options)?,
+            events,
         })
     }
 }
@@ -309,6 +323,10 @@ impl Engine for Kevo {
 
     fn stats(&self) -> serde_json::Value {
         serde_json::to_value(self.db.metrics()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn drain_events(&self, from: Instant, to: Instant) -> Vec<Event> {
+        self.events.drain(from, to)
     }
 
     fn close(&self) -> Result<()> {

@@ -8,8 +8,10 @@ mod engine;
 mod peers;
 mod progress;
 mod report;
+mod timeline;
 mod workloads;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -277,9 +279,10 @@ fn chart(args: &BenchArgs, p: &Params, outcomes: &[Outcome]) -> String {
             p50: o.latency_us.p50,
             p99: o.latency_us.p99,
             p999: o.latency_us.p999,
+            series: o.timeline.as_ref().map(series),
         })
         .collect();
-    let subtitle = format!(
+    let mut subtitle = format!(
         "{} keys of {} bytes, values of {} bytes; {} thread{}; writes {}; seed {}",
         p.num,
         p.key_size,
@@ -289,7 +292,53 @@ fn chart(args: &BenchArgs, p: &Params, outcomes: &[Outcome]) -> String {
         if p.sync { "synced" } else { "not synced" },
         p.seed
     );
+    // The engine settings that are not its defaults.
+    let c = engine_config(args);
+    for (flag, value) in [
+        (
+            "write_buffer_size",
+            c.write_buffer_size.map(|v| v.to_string()),
+        ),
+        ("cache_size", c.cache_size.map(|v| v.to_string())),
+        ("bloom_bits", c.bloom_bits.map(|v| v.to_string())),
+        (
+            "target_file_size",
+            c.target_file_size.map(|v| v.to_string()),
+        ),
+        ("block_size", c.block_size.map(|v| v.to_string())),
+        (
+            "compaction_style",
+            c.compaction_style.map(|v| format!("{v:?}").to_lowercase()),
+        ),
+    ] {
+        if let Some(value) = value {
+            let _ = write!(subtitle, "; --{flag} {value}");
+        }
+    }
     crate::svg::bench_chart(args.engine.name(), &subtitle, &bars)
+}
+
+/// A workload's timeline as the picture draws it.
+fn series(t: &timeline::Timeline) -> crate::svg::Series {
+    use crate::svg::{Mark, MarkKind};
+    crate::svg::Series {
+        interval: t.interval_secs,
+        samples: t.samples.iter().map(|s| (s.secs, s.ops)).collect(),
+        marks: t
+            .events
+            .iter()
+            .map(|e| Mark {
+                kind: match e.kind {
+                    timeline::EventKind::Flush => MarkKind::Flush,
+                    timeline::EventKind::Compaction => MarkKind::Compaction,
+                    timeline::EventKind::Stall => MarkKind::Stall,
+                },
+                start: e.start_secs,
+                end: e.end_secs,
+                label: e.detail.clone(),
+            })
+            .collect(),
+    }
 }
 
 fn engine_config(args: &BenchArgs) -> EngineConfig {
@@ -524,6 +573,12 @@ fn measure(
             space_amp: ratio(table_bytes, live),
             sorted_runs: engine.sorted_runs(),
         });
+    }
+    // After the flush: events that began during the workload and ended since are kept.
+    if let Some(t) = &mut outcome.timeline
+        && let Some((from, to)) = t.span
+    {
+        t.events = engine.drain_events(from, to);
     }
     Ok(outcome)
 }

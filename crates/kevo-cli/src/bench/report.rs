@@ -8,49 +8,70 @@ use hdrhistogram::Histogram;
 use kevo::{Error, ErrorKind, Result};
 use serde::Serialize;
 
+use super::timeline::Timeline;
+
 /// Slowest latency recorded exactly: an hour (slower ones are clamped to it).
 const MAX_NANOS: u64 = 3_600_000_000_000;
 
-/// What one thread measured: every op's latency and the counts a workload reports.
-/// Operations done by every recorder, for the progress display (updated in batches).
+/// Operations done by every recorder, for the progress display and the throughput
+/// timeline (updated in batches).
 static PROGRESS: AtomicU64 = AtomicU64::new(0);
-/// Operations a recorder counts before it adds them to [`PROGRESS`].
+/// Operations a recorder counts before it adds them to [`PROGRESS`]...
 const PROGRESS_BATCH: u64 = 1024;
+/// ...or how long it waits at most (slow operations, such as synced writes, still show
+/// up in the timeline's 100 ms samples within 5%).
+const PROGRESS_DELAY: Duration = Duration::from_millis(5);
 
-/// Operations every recorder has reported so far (a little behind the truth).
+/// Operations every recorder has reported so far (a little behind the truth until the
+/// recorders [`report`](Recorder::report) at their end).
 pub fn progress_ops() -> u64 {
     PROGRESS.load(Ordering::Relaxed)
 }
 
+/// What one thread measured: every op's latency and the counts a workload reports.
 pub struct Recorder {
     hist: Histogram<u64>,
     last: Instant,
     /// Operations not yet added to [`PROGRESS`].
     unreported: u64,
+    /// When the unreported operations are added at the latest.
+    report_by: Instant,
     pub ops: u64,
     pub bytes: u64,
     pub found: u64,
     pub mismatches: u64,
+    /// Throughput over the workload (set on the merged recorder of a workload's threads).
+    pub timeline: Option<Timeline>,
 }
 
 impl Recorder {
     pub fn new() -> Result<Self> {
         let hist = Histogram::new_with_bounds(1, MAX_NANOS, 3)
             .map_err(|e| Error::new(ErrorKind::Resource, "making a histogram").with_source(e))?;
+        let now = Instant::now();
         Ok(Recorder {
             hist,
-            last: Instant::now(),
+            last: now,
             unreported: 0,
+            report_by: now + PROGRESS_DELAY,
             ops: 0,
             bytes: 0,
             found: 0,
             mismatches: 0,
+            timeline: None,
         })
     }
 
     /// Starts the clock of the first op.
     pub fn start(&mut self) {
         self.last = Instant::now();
+        self.report_by = self.last + PROGRESS_DELAY;
+    }
+
+    /// Adds the operations not yet reported to [`progress_ops`] (a recorder's last act).
+    pub fn report(&mut self) {
+        PROGRESS.fetch_add(self.unreported, Ordering::Relaxed);
+        self.unreported = 0;
     }
 
     /// Ends an op that moved `bytes` bytes. Each op is timed from the end of the one before
@@ -64,9 +85,9 @@ impl Recorder {
         self.ops += 1;
         self.bytes += bytes;
         self.unreported += 1;
-        if self.unreported == PROGRESS_BATCH {
-            PROGRESS.fetch_add(PROGRESS_BATCH, Ordering::Relaxed);
-            self.unreported = 0;
+        if self.unreported == PROGRESS_BATCH || now >= self.report_by {
+            self.report();
+            self.report_by = now + PROGRESS_DELAY;
         }
     }
 
@@ -134,6 +155,8 @@ pub struct Outcome {
     pub block_reads_per_op: Option<f64>,
     /// Bytes of filters in memory after the workload, if the engine counts them.
     pub filter_memory_bytes: Option<u64>,
+    /// Throughput every 100 ms, and the engine's background events meanwhile.
+    pub timeline: Option<Timeline>,
 }
 
 /// Measured after a writing workload and a flush.
@@ -181,6 +204,7 @@ impl Outcome {
             blocks_per_op: None,
             block_reads_per_op: None,
             filter_memory_bytes: None,
+            timeline: rec.timeline.clone(),
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kevo::Result;
 
@@ -14,6 +14,7 @@ use super::Params;
 use super::data::{Rng, Values, parse_key, write_key};
 use super::engine::Engine;
 use super::report::{Outcome, Recorder};
+use super::timeline::Sampler;
 
 /// db_bench's fill100K value size.
 pub const FILL100K_VALUE: usize = 100 * 1000;
@@ -245,7 +246,7 @@ fn share(total: u64, threads: usize, t: usize) -> Range<u64> {
 }
 
 /// Runs `body` on `threads` threads started together; returns the wall time from the start
-/// until the last finished, and their merged measurements.
+/// until the last finished, and their merged measurements with the throughput timeline.
 fn parallel(
     threads: usize,
     body: impl Fn(usize, &mut Recorder) -> Result<()> + Sync,
@@ -263,13 +264,14 @@ fn parallel(
                 s.spawn(move || -> Result<Recorder> {
                     barrier.wait();
                     rec.start();
-                    body(t, &mut rec)?;
-                    Ok(rec)
+                    let done = body(t, &mut rec);
+                    rec.report();
+                    done.map(|()| rec)
                 })
             })
             .collect();
         barrier.wait();
-        let started = Instant::now();
+        let sampler = Sampler::start();
         let results: Vec<Result<Recorder>> = workers
             .into_iter()
             .map(|w| {
@@ -277,11 +279,13 @@ fn parallel(
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
             .collect();
-        let elapsed = started.elapsed();
+        let timeline = sampler.finish();
+        let elapsed = timeline.span.map_or(Duration::ZERO, |(from, to)| to - from);
         let mut total = Recorder::new()?;
         for rec in results {
             total.merge(&rec?)?;
         }
+        total.timeline = Some(timeline);
         Ok((elapsed, total))
     })
 }
@@ -453,15 +457,19 @@ fn read_while_writing(ctx: &Ctx<'_>, w: Workload) -> Result<Outcome> {
             let mut key = Vec::with_capacity(p.key_size);
             // Halfway into the values: not those a one-thread fill wrote.
             let (mut pos, mut writes) = (ctx.values.start(1, 2), 0);
-            while !stop.load(Ordering::Relaxed) {
+            // At least one write, even when the readers are done before this thread gets
+            // a core (a short run on a busy machine).
+            loop {
                 let k = rng.below(p.num);
                 write_key(&mut key, k, p.key_size);
                 let value = ctx.values.next(&mut pos, p.value_size);
                 ctx.engine.put(&key, value, p.sync)?;
                 ctx.state.set(k, value.len());
                 writes += 1;
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(writes);
+                }
             }
-            Ok(writes)
         });
         let readers = parallel(p.threads, |t, rec| {
             lookups(ctx, Workload::ReadRandom, t, rec, true)

@@ -136,17 +136,7 @@ impl Table {
             .len()
             .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
         let in_file = |e: Error| e.with_file(path);
-        if file_len < FOOTER_LEN as u64 {
-            return Err(in_file(Error::corruption(format!(
-                "table of {file_len} bytes is shorter than its footer"
-            ))));
-        }
-        let mut footer_bytes = [0u8; FOOTER_LEN];
-        let footer_at = file_len - FOOTER_LEN as u64;
-        file.read_exact_at(&mut footer_bytes, footer_at)
-            .map_err(|e| Error::io("reading a table footer", e).with_file(path))?;
-        let footer = Footer::decode(&footer_bytes, file_len)
-            .map_err(|e| in_file(e.with_offset(footer_at)))?;
+        let footer = read_footer(file.as_ref(), path, file_len)?;
         let read = |handle: BlockHandle| read_block(file.as_ref(), path, handle);
         let index = Block::decode(read(footer.index)?)
             .map_err(|e| in_file(e.with_offset(footer.index.offset)))?;
@@ -413,6 +403,37 @@ impl Table {
 }
 
 /// Reads, verifies and decompresses the block at `handle`.
+/// Reads and checks the footer of the table `path`, `file_len` bytes long.
+fn read_footer(file: &dyn FsFile, path: &Path, file_len: u64) -> Result<Footer> {
+    if file_len < FOOTER_LEN as u64 {
+        return Err(Error::corruption(format!(
+            "table of {file_len} bytes is shorter than its footer"
+        ))
+        .with_file(path));
+    }
+    let mut footer_bytes = [0u8; FOOTER_LEN];
+    let footer_at = file_len - FOOTER_LEN as u64;
+    file.read_exact_at(&mut footer_bytes, footer_at)
+        .map_err(|e| Error::io("reading a table footer", e).with_file(path))?;
+    Footer::decode(&footer_bytes, file_len).map_err(|e| e.with_offset(footer_at).with_file(path))
+}
+
+/// Reads only the footer and the properties block of the table at `path`: what it holds,
+/// without its index or filter (for tools). Errors as [`Table::open`]'s; a missing file is
+/// an `Io` error whose source has kind `NotFound`.
+pub(crate) fn read_properties(fs: &dyn Fs, path: &Path) -> Result<TableProperties> {
+    let file = fs
+        .open(path)
+        .map_err(|e| Error::io("opening a table", e).with_file(path))?;
+    let file_len = file
+        .len()
+        .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
+    let footer = read_footer(file.as_ref(), path, file_len)?;
+    let block = read_block(file.as_ref(), path, footer.properties)?;
+    TableProperties::decode(&block)
+        .map_err(|e| e.with_offset(footer.properties.offset).with_file(path))
+}
+
 fn read_block(file: &dyn FsFile, path: &Path, handle: BlockHandle) -> Result<Bytes> {
     // Handles were checked against the file size (footer) or come from a verified index;
     // a size that still does not fit in memory is damage.

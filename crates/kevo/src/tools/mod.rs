@@ -2,8 +2,9 @@
 //! `kevo inspect`, `kevo check`, `kevo dump-sst|dump-wal|dump-manifest` and `kevo repair`.
 //! The command-line tool and the tests call the same functions.
 //!
-//! - [`inspect`]: the live version (from `CURRENT` and the manifest), read-only and without
-//!   the lock, so it works while another process has the database open.
+//! - [`inspect`]: the live version (from `CURRENT` and the manifest), what each table holds
+//!   (from its properties block) and each live WAL (walked record by record), read-only and
+//!   without the lock, so it works while another process has the database open.
 //! - [`dump_table`], [`dump_wal`], [`dump_manifest`]: decode one file entry by entry,
 //!   flagging damage with its offset and going on where the format allows.
 //! - [`check`]: verify every checksum and every cross-reference of the live files.
@@ -37,7 +38,7 @@ pub use dump::{
     FooterView, HandleView, IndexEntryView, ManifestDump, PropertiesView, RecordView, TableDump,
     WalDump, dump_manifest, dump_manifest_numbered, dump_table, dump_wal, dump_wal_numbered,
 };
-pub use inspect::{FileView, Inspection, LevelView, TableView, inspect};
+pub use inspect::{FileView, Inspection, LevelView, TableView, WalContents, WalView, inspect};
 pub use repair::{RepairReport, TableAction, TableOutcome, WalOutcome, repair};
 
 /// The subdirectory `repair` moves replaced files into.
