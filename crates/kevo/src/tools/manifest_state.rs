@@ -8,7 +8,7 @@ use super::log_walk::{LogWalk, walk_log};
 use super::{Finding, display_name};
 use crate::db::files::{self, FileKind};
 use crate::db::open::{oldest_wal_missing, oldest_wal_missing_message};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::key;
 use crate::options_file::KEY_ORDER;
@@ -268,11 +268,7 @@ pub(crate) fn read_live_manifest(fs: &dyn Fs, dir: &Path) -> Result<ManifestStat
                 if e.io_error()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
             {
-                return Err(Error::new(
-                    ErrorKind::Corruption,
-                    "CURRENT names a manifest that does not exist",
-                )
-                .with_file(path));
+                return Err(manifest::missing_manifest(dir, &path));
             }
             other => return other,
         }

@@ -161,7 +161,16 @@ impl VersionSet {
         used: impl IntoIterator<Item = u64>,
     ) -> Result<RecoveredVersions> {
         let (path, number) = manifest::read_current(fs, dir)?;
-        let edits = manifest::read_edits(fs, &path, number)?;
+        let edits = manifest::read_edits(fs, &path, number).map_err(|e| {
+            // Damage, not an I/O failure: see `missing_manifest`.
+            if e.io_error()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+            {
+                manifest::missing_manifest(dir, &path)
+            } else {
+                e
+            }
+        })?;
         let Some(first) = edits.first() else {
             return Err(Error::corruption("manifest holds no edit").with_file(&path));
         };
@@ -554,6 +563,20 @@ mod tests {
             ..VersionEdit::default()
         };
         assert!(v.apply(&edit).unwrap().apply(&overlapping).is_err());
+    }
+
+    /// Found by `tests/corruption.rs`: a bit flipped in a digit of `CURRENT` named a
+    /// manifest that is not there, and the open failed with `Io` (ENOENT), whose advice is
+    /// to check the device and retry.
+    #[test]
+    fn a_current_naming_a_missing_manifest_is_corruption_naming_current() {
+        let (fs, dir) = setup();
+        VersionSet::create(&fs, &dir, 7, 1, 1 << 20).unwrap();
+        manifest::set_current(&fs, &dir, 100_001).unwrap();
+        let err = VersionSet::read(&fs, &dir, 7, []).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+        assert_eq!(err.file(), Some(dir.join(manifest::CURRENT).as_path()));
+        assert!(err.message().contains("MANIFEST-100001"), "{err}");
     }
 
     #[test]
