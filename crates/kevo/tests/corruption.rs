@@ -21,7 +21,7 @@
 //! Size knobs: `KEVO_CORRUPTION_BITS` — `all` (the default: the 8 bits of every byte) or
 //! `one` (one bit per byte, rotating through the 8 positions); `KEVO_CORRUPTION_STRIDE` —
 //! flip every N-th byte only (default 1: every byte). Truncations are always exhaustive.
-//! The default, exhaustive run takes under 20 s in debug on 2 cores.
+//! The default, exhaustive run takes about 20 s in debug on 2 cores.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
