@@ -2,6 +2,9 @@
 //! turn (the machine "halts"), the file system loses what a power cut may lose, and the
 //! database is reopened and checked against the history of acknowledged writes.
 //!
+//! Some of the workload's writes (every second multi-key batch, every fourth put) are
+//! optimistic transactions.
+//!
 //! `KEVO_CRASH_OPS` sets the workload length (default 40 operations, which gives a few
 //! hundred crash points per mode); `KEVO_CRASH_SEEDS` the number of random crash images
 //! per point (default 2); `KEVO_CRASH_SEED` the workload seed (default 7).
@@ -51,6 +54,34 @@ fn run_until_halt(fs: &MemFs, options: &Options, ops: &[Op]) -> Run {
         acked: ops.len(),
         in_flight: false,
     }
+}
+
+/// The workload with every second multi-key batch, and every fourth put, committed as an
+/// optimistic transaction instead (which reads each key before writing it): a committed
+/// transaction must survive as its mode promises and be all or nothing, as a batch is.
+fn with_transactions(ops: Vec<Op>) -> Vec<Op> {
+    let (mut batches, mut puts) = (0, 0);
+    ops.into_iter()
+        .map(|op| match op {
+            Op::Batch(entries) => {
+                batches += 1;
+                if batches % 2 == 0 {
+                    Op::Txn(entries)
+                } else {
+                    Op::Batch(entries)
+                }
+            }
+            Op::Put(k, v) => {
+                puts += 1;
+                if puts % 4 == 0 {
+                    Op::Txn(vec![(k, Some(v))])
+                } else {
+                    Op::Put(k, v)
+                }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Model states after each prefix of `ops`: `states[i]` is the state after `i` operations.
@@ -135,10 +166,10 @@ fn sweep_with(
     style: CompactionStyle,
     verdict: impl Fn(&Model, &Run, &[Model]) -> Result<(), String>,
 ) -> usize {
-    let ops = workload(
+    let ops = with_transactions(workload(
         env_usize("KEVO_CRASH_OPS", 40),
         env_usize("KEVO_CRASH_SEED", 7) as u64,
-    );
+    ));
     let states = prefix_states(&ops);
     let seeds = env_usize("KEVO_CRASH_SEEDS", 2) as u64;
     let options_for = |fs: &MemFs| {
@@ -177,7 +208,13 @@ fn sweep_with(
             images += 1;
         }
     }
-    eprintln!("{sync_mode:?}, {style:?}: {total_ops} crash points, {images} images checked");
+    let txns = ops.iter().filter(|op| matches!(op, Op::Txn(_))).count();
+    assert!(txns > 0, "the workload commits transactions");
+    eprintln!(
+        "{sync_mode:?}, {style:?}: {} operations ({txns} transactions), {total_ops} crash \
+         points, {images} images checked",
+        ops.len()
+    );
     images
 }
 

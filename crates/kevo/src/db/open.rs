@@ -123,6 +123,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
         && let Some(recovered) = &recovered
     {
         check_tables_exist(fs.as_ref(), dir, recovered.version())?;
+        check_oldest_wal_exists(&listing, recovered)?;
     }
     let log_number = recovered.as_ref().map_or(0, RecoveredVersions::log_number);
     let mem = MemTable::new();
@@ -140,18 +141,15 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
             .map_or(0, RecoveredVersions::last_sequence),
     );
 
-    let mut versions = match recovered {
-        Some(recovered) => {
-            VersionSet::install(fs.as_ref(), dir, recovered, opts.max_manifest_size)?
-        }
-        None => VersionSet::create(
-            fs.as_ref(),
-            dir,
-            opts.max_levels,
-            listing.max_number() + 1,
-            opts.max_manifest_size,
-        )?,
-    };
+    let mut state = recovered.unwrap_or_else(|| {
+        RecoveredVersions::new_database(opts.max_levels, listing.max_number() + 1)
+    });
+    // The new WAL's number is taken first, so the manifest's snapshot can name the oldest
+    // WAL that exists from now on: the oldest replayed one, or else the new one. Every
+    // manifest then names a WAL that is there (see `check_oldest_wal_exists`).
+    let wal_number = state.new_file_number();
+    state.raise_log_number(replayed.live_wals.first().copied().unwrap_or(wal_number));
+    let mut versions = VersionSet::install(fs.as_ref(), dir, state, opts.max_manifest_size)?;
     let version = versions.current();
     // Files no version or live WAL needs: WALs already flushed, tables of a flush that did
     // not commit, manifests CURRENT does not name.
@@ -170,7 +168,6 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Db> {
         &listing,
         versions.new_file_number(),
     )?;
-    let wal_number = versions.new_file_number();
     let wal = LogWriter::create(
         fs.as_ref(),
         &dir.join(files::wal_name(wal_number)),
@@ -226,6 +223,46 @@ fn check_tables_exist(
         }
     }
     Ok(())
+}
+
+/// `paranoid_checks`: the WAL the manifest names as the oldest live one (its log number)
+/// is there, or no later WAL is. Every manifest names a WAL that exists (it may be empty):
+/// the snapshot written at open names the oldest replayed WAL or the new one, a flush's
+/// edit names the WAL after its memtable, and WALs are deleted only once an edit naming a
+/// later one is durable. So if the named WAL is gone while a later one exists, edits are
+/// missing from the manifest's end (it was cut short, or its last record damaged into what
+/// reads as a torn append, or the cut fell between records): the writes of the deleted
+/// WALs are in tables only those edits named, and opening would lose them silently.
+/// (A log number of 0 names no WAL: manifests of databases created before this check.)
+fn check_oldest_wal_exists(listing: &Listing, recovered: &RecoveredVersions) -> Result<()> {
+    let log_number = recovered.log_number();
+    let wals = listing.numbers(|k| match k {
+        FileKind::Wal(n) => Some(n),
+        _ => None,
+    });
+    if !oldest_wal_missing(log_number, &wals) {
+        return Ok(());
+    }
+    let error = Error::corruption(oldest_wal_missing_message(log_number));
+    Err(match recovered.manifest() {
+        Some(manifest) => error.with_file(manifest),
+        None => error,
+    })
+}
+
+/// Whether the WAL numbered `log_number` (a manifest's oldest live one) is missing from
+/// `wals` (the WAL numbers in the directory) while a later one is there: the manifest lost
+/// edits (see `check_oldest_wal_exists`). `kevo check` asks the same.
+pub(crate) fn oldest_wal_missing(log_number: u64, wals: &[u64]) -> bool {
+    log_number != 0 && !wals.contains(&log_number) && wals.iter().any(|&n| n > log_number)
+}
+
+pub(crate) fn oldest_wal_missing_message(log_number: u64) -> String {
+    format!(
+        "the manifest names {} as the oldest live WAL, but it is gone while later WALs exist: \
+         edits are missing from the manifest's end (cut short or damaged)",
+        files::wal_name(log_number)
+    )
 }
 
 /// The first read view: what the WALs replayed goes to the background flush at once (as

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::log_walk::{LogWalk, walk_log};
 use super::{Finding, display_name};
-use crate::error::{Error, ErrorKind, Result};
+use crate::db::files::{self, FileKind};
+use crate::db::open::{oldest_wal_missing, oldest_wal_missing_message};
+use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::key;
 use crate::options_file::KEY_ORDER;
@@ -226,12 +228,35 @@ pub(crate) fn overlap(files: &[FileMeta]) -> Option<String> {
 
 /// Reads `CURRENT` and the manifest it names, retrying if the database (open elsewhere)
 /// replaced the manifest in between. `Err` if `CURRENT` is missing or malformed, or on I/O
-/// failure.
+/// failure. A manifest whose oldest live WAL is gone while a later one is there lost edits
+/// at its end, as `Db::open` finds too: a problem.
 pub(crate) fn read_live_manifest(fs: &dyn Fs, dir: &Path) -> Result<ManifestState> {
+    // The directory is listed before the manifest is read: a database open elsewhere
+    // deletes a WAL only after a manifest edit naming a later one is durable, so this
+    // order never sees a WAL missing that the manifest read still needs.
+    let wals: Vec<u64> = fs
+        .list(dir)
+        .map_err(|e| Error::io("listing the database directory", e).with_file(dir))?
+        .iter()
+        .filter_map(|name| match files::parse(name) {
+            Some(FileKind::Wal(n)) => Some(n),
+            _ => None,
+        })
+        .collect();
     let mut attempt = 0;
     loop {
         let (path, number) = manifest::read_current(fs, dir)?;
         match read_manifest(fs, &path, number) {
+            Ok(mut state) => {
+                if oldest_wal_missing(state.log_number, &wals) {
+                    state.problems.push(Finding::new(
+                        display_name(&path),
+                        None,
+                        oldest_wal_missing_message(state.log_number),
+                    ));
+                }
+                return Ok(state);
+            }
             Err(e)
                 if attempt + 1 < CURRENT_RETRIES
                     && e.io_error()
@@ -243,11 +268,7 @@ pub(crate) fn read_live_manifest(fs: &dyn Fs, dir: &Path) -> Result<ManifestStat
                 if e.io_error()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
             {
-                return Err(Error::new(
-                    ErrorKind::Corruption,
-                    "CURRENT names a manifest that does not exist",
-                )
-                .with_file(path));
+                return Err(manifest::missing_manifest(dir, &path));
             }
             other => return other,
         }

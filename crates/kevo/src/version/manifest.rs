@@ -51,6 +51,18 @@ pub fn read_current(fs: &dyn Fs, dir: &Path) -> Result<(PathBuf, u64)> {
     Ok((dir.join(name), number))
 }
 
+/// The error for a `CURRENT` in `dir` naming `manifest`, which is not there. No crash
+/// leaves that (`CURRENT` names a manifest only once it is durable, and the previous one
+/// is removed after): `CURRENT` is damaged, or the manifest was removed by hand.
+pub fn missing_manifest(dir: &Path, manifest: &Path) -> Error {
+    let name = manifest.file_name().map_or_else(
+        || manifest.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Error::corruption(format!("CURRENT names {name}, which does not exist"))
+        .with_file(dir.join(CURRENT))
+}
+
 /// Points `CURRENT` at manifest `number`, atomically and durably.
 pub fn set_current(fs: &dyn Fs, dir: &Path, number: u64) -> Result<()> {
     let path = dir.join(CURRENT);

@@ -135,13 +135,8 @@ impl VersionSet {
         manifest_number: u64,
         max_manifest_size: u64,
     ) -> Result<Self> {
-        let state = State {
-            version: Version::empty(num_levels),
-            next_file_number: manifest_number,
-            last_sequence: 0,
-            log_number: 0,
-        };
-        VersionSet::start(fs, dir, state, max_manifest_size)
+        let state = RecoveredVersions::new_database(num_levels, manifest_number);
+        VersionSet::install(fs, dir, state, max_manifest_size)
     }
 
     /// Recovers the version set named by `CURRENT` ([`VersionSet::read`]) and continues in
@@ -166,7 +161,16 @@ impl VersionSet {
         used: impl IntoIterator<Item = u64>,
     ) -> Result<RecoveredVersions> {
         let (path, number) = manifest::read_current(fs, dir)?;
-        let edits = manifest::read_edits(fs, &path, number)?;
+        let edits = manifest::read_edits(fs, &path, number).map_err(|e| {
+            // Damage, not an I/O failure: see `missing_manifest`.
+            if e.io_error()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+            {
+                manifest::missing_manifest(dir, &path)
+            } else {
+                e
+            }
+        })?;
         let Some(first) = edits.first() else {
             return Err(Error::corruption("manifest holds no edit").with_file(&path));
         };
@@ -205,7 +209,7 @@ impl VersionSet {
         state.next_file_number = state.next_file_number.max(highest + 1);
         Ok(RecoveredVersions {
             state,
-            manifest: path,
+            manifest: Some(path),
         })
     }
 
@@ -219,7 +223,9 @@ impl VersionSet {
     ) -> Result<Self> {
         let set = VersionSet::start(fs, dir, recovered.state, max_manifest_size)?;
         // The old manifest is no longer referenced; a leftover is removed on the next open.
-        let _ = fs.remove(&recovered.manifest);
+        if let Some(old) = &recovered.manifest {
+            let _ = fs.remove(old);
+        }
         Ok(set)
     }
 
@@ -342,14 +348,47 @@ impl VersionSet {
     }
 }
 
-/// A state read from the manifest, not yet continued ([`VersionSet::install`]).
+/// A state read from the manifest (or the empty state of a new database), not yet
+/// continued ([`VersionSet::install`]).
 #[derive(Debug)]
 pub struct RecoveredVersions {
     state: State,
-    manifest: PathBuf,
+    /// The manifest it was read from; `None` for a new database.
+    manifest: Option<PathBuf>,
 }
 
 impl RecoveredVersions {
+    /// The state of a new database: no table, file numbers from `first_number`.
+    pub fn new_database(num_levels: usize, first_number: u64) -> Self {
+        RecoveredVersions {
+            state: State {
+                version: Version::empty(num_levels),
+                next_file_number: first_number,
+                last_sequence: 0,
+                log_number: 0,
+            },
+            manifest: None,
+        }
+    }
+
+    /// The manifest the state was read from (`None` for a new database).
+    pub fn manifest(&self) -> Option<&Path> {
+        self.manifest.as_deref()
+    }
+
+    /// Hands out a file number before the state is installed.
+    pub fn new_file_number(&mut self) -> u64 {
+        let n = self.state.next_file_number;
+        self.state.next_file_number += 1;
+        n
+    }
+
+    /// Raises the log number the installed snapshot records to `number`: the caller knows
+    /// no WAL between the recovered log number and `number` exists.
+    pub fn raise_log_number(&mut self, number: u64) {
+        self.state.log_number = self.state.log_number.max(number);
+    }
+
     /// The recovered version.
     pub fn version(&self) -> &Version {
         &self.state.version
@@ -524,6 +563,20 @@ mod tests {
             ..VersionEdit::default()
         };
         assert!(v.apply(&edit).unwrap().apply(&overlapping).is_err());
+    }
+
+    /// Found by `tests/corruption.rs`: a bit flipped in a digit of `CURRENT` named a
+    /// manifest that is not there, and the open failed with `Io` (ENOENT), whose advice is
+    /// to check the device and retry.
+    #[test]
+    fn a_current_naming_a_missing_manifest_is_corruption_naming_current() {
+        let (fs, dir) = setup();
+        VersionSet::create(&fs, &dir, 7, 1, 1 << 20).unwrap();
+        manifest::set_current(&fs, &dir, 100_001).unwrap();
+        let err = VersionSet::read(&fs, &dir, 7, []).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corruption, "{err}");
+        assert_eq!(err.file(), Some(dir.join(manifest::CURRENT).as_path()));
+        assert!(err.message().contains("MANIFEST-100001"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Op {
     Put(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    /// An optimistic transaction (`Db::transaction`) that reads each key it then writes or
+    /// deletes, and commits: all or nothing, as a batch.
+    Txn(Vec<(Vec<u8>, Option<Vec<u8>>)>),
 }
 
 impl Op {
@@ -45,6 +48,17 @@ impl Op {
                 }
                 db.write(batch)
             }
+            Op::Txn(entries) => {
+                let mut tx = db.transaction();
+                for (k, v) in entries {
+                    tx.get(k)?;
+                    match v {
+                        Some(v) => tx.put(k, v),
+                        None => tx.delete(k),
+                    }
+                }
+                tx.commit()
+            }
         }
     }
 
@@ -56,7 +70,7 @@ impl Op {
             Op::Delete(k) => {
                 model.remove(k);
             }
-            Op::Batch(entries) => {
+            Op::Batch(entries) | Op::Txn(entries) => {
                 for (k, v) in entries {
                     match v {
                         Some(v) => model.insert(k.clone(), v.clone()),
