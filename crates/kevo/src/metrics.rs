@@ -44,6 +44,19 @@ pub fn sample_latency() -> bool {
     })
 }
 
+/// Whether the calling thread's current table lookup is one to count in the table's own
+/// (shared, unsharded) counters: one in `sst::table::TABLE_COUNT_SAMPLING`.
+pub(crate) fn sample_table_count() -> bool {
+    thread_local! {
+        static LOOKUPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    LOOKUPS.with(|n| {
+        let next = n.get().wrapping_add(1);
+        n.set(next);
+        next % crate::sst::table::TABLE_COUNT_SAMPLING == 0
+    })
+}
+
 /// One atomic alone on its cache lines (128 bytes: adjacent-line prefetch pairs lines).
 #[derive(Default)]
 #[repr(align(128))]
@@ -300,6 +313,9 @@ pub(crate) struct FilterCounters {
     pub useful: Counter,
     /// The filter said "maybe" and the table held no visible version of the key.
     pub false_positives: Counter,
+    /// The false positives expected for the lookups of keys the tables lacked: the sum of
+    /// each probed filter's expected rate, in parts per billion.
+    pub expected_ppb: Counter,
 }
 
 impl FilterCounters {

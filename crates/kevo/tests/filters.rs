@@ -83,25 +83,24 @@ fn observed_false_positives_are_exactly_the_absent_keys_the_filter_lets_through(
     let observed = level.filter_observed_fp_rate.unwrap();
     assert!((observed - passing as f64 / lookups as f64).abs() < 1e-12);
 
+    // One table: its counts are its level's. False positives are counted exactly, checks
+    // and "absent" answers from a sample of one lookup in 16.
     let table = &db.table_stats().unwrap()[0];
-    assert_eq!(
-        (
-            table.filter_checks,
-            table.filter_useful,
-            table.filter_false_positives
-        ),
-        (
-            level.filter_checks,
-            level.filter_useful,
-            level.filter_false_positives
-        ),
-        "one table: its counts are its level's"
+    assert_eq!(table.filter_false_positives, level.filter_false_positives);
+    assert!(
+        table.filter_checks.abs_diff(level.filter_checks) <= 16,
+        "{table:?}"
+    );
+    assert!(
+        table.filter_useful.abs_diff(level.filter_useful) <= 2 * 16,
+        "{table:?}"
     );
     let bits = table.filter_bits_per_key.unwrap();
     assert!((10.0..10.3).contains(&bits), "{bits}");
     let expected = table.filter_expected_fp_rate.unwrap();
     assert!((0.008..0.011).contains(&expected), "{expected}");
-    assert_eq!(level.filter_expected_fp_rate, Some(expected));
+    // Summed in parts per billion.
+    assert!((level.filter_expected_fp_rate.unwrap() - expected).abs() < 1e-8);
     assert_eq!(level.filter_bits_per_key, Some(10.0));
 }
 

@@ -4,10 +4,12 @@
 //!
 //! # Adapting to observed false positives
 //!
-//! Each open table counts the lookups its filter answered for keys it lacked (`useful +
-//! false_positives`) and the false positives among them. Its expected rate follows from its
-//! filter's real size ([`expected_fp_rate`]). Over a level's open tables, `F` false
-//! positives were observed where `E = Σ lookups_t × expected_t` were expected. The ratio
+//! Each level counts the lookups its filters answered for keys their tables lacked
+//! (`useful + false_positives`), the false positives among them, and the false positives
+//! expected: each probed filter's expected rate, from its real size ([`expected_fp_rate`],
+//! computed once when the table opens), summed over the lookups. So over a level, `F` false
+//! positives were observed where `E = Σ expected rate of the filter probed` were expected.
+//! The counters are sharded per thread, like every metric, and exact. The ratio
 //! `R = F / E` is how much worse than the arithmetic the level's keys and lookups behave (a
 //! few absent keys looked up again and again that happen to pass, a hash that suits the
 //! data badly). It does not depend on how many bits the tables have, so the correction is a
@@ -98,7 +100,7 @@ impl DbInner {
         let Some((base_bits, _)) = filter::parameters(base) else {
             return base;
         };
-        self.adapt(version, level, base_bits);
+        self.adapt(level, base_bits);
         let extra = self.filter_tuning.extra_bits(level);
         if extra > 0.0 {
             FilterPolicy::BitsPerKey((base_bits + extra).min(filter::MAX_BITS_PER_KEY))
@@ -119,29 +121,20 @@ impl DbInner {
         Some((bits + extra).min(filter::MAX_BITS_PER_KEY))
     }
 
-    /// What the filters of `level`'s open tables did so far.
-    pub(crate) fn observe_filters(&self, version: &Version, level: usize) -> Observation {
-        let mut seen = Observation::default();
-        for file in version.files(level) {
-            let Some(table) = self.tables.open_table(file.number) else {
-                continue;
-            };
-            let Some((_, expected)) = table.filter_sizing() else {
-                continue;
-            };
-            let (_, useful, false_positives) = table.filter_counts();
-            let lookups = useful + false_positives;
-            seen.lookups += lookups;
-            seen.false_positives += false_positives;
-            seen.expected += lookups as f64 * expected;
+    /// What the filters of `level` did since open.
+    pub(crate) fn observe_filters(&self, level: usize) -> Observation {
+        let (_, useful, false_positives) = self.tables.filter_counts(level);
+        Observation {
+            lookups: useful + false_positives,
+            false_positives,
+            expected: self.tables.filter_expected_false_positives(level),
         }
-        seen
     }
 
     /// Raises `level`'s extra bits if its observed false positives call for it, and tells
     /// the listeners.
-    fn adapt(&self, version: &Version, level: usize, base_bits: f64) {
-        let seen = self.observe_filters(version, level);
+    fn adapt(&self, level: usize, base_bits: f64) {
+        let seen = self.observe_filters(level);
         let Some(ratio) = seen.excess_ratio() else {
             return;
         };

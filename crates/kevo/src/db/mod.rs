@@ -675,7 +675,7 @@ impl Db {
                 let (filter_checks, filter_useful, filter_false_positives) =
                     inner.tables.filter_counts(level);
                 let absent = filter_useful + filter_false_positives;
-                let observation = inner.observe_filters(version, level);
+                let observation = inner.observe_filters(level);
                 let smallest = files
                     .iter()
                     .map(|f| crate::key::user_key(&f.smallest))

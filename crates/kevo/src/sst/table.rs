@@ -36,7 +36,12 @@ pub struct Table {
     counts: Box<TableCounts>,
     /// The database's count of data block reads, if it keeps one.
     db_block_reads: Option<Arc<Counter>>,
+    /// The filter's expected false-positive rate in parts per billion (0 when unknown).
+    expected_fp_ppb: u64,
 }
+
+/// One lookup in this many (per thread) is counted in a table's own filter counters.
+pub const TABLE_COUNT_SAMPLING: u64 = 16;
 
 /// Per-table counters. Boxed and aligned so their writes do not share a cache line with
 /// the fields lookups read.
@@ -160,7 +165,17 @@ impl Table {
             cache,
             counts: Box::default(),
             db_block_reads: None,
-        })
+            expected_fp_ppb: 0,
+        }
+        .with_expected_rate())
+    }
+
+    /// Records the filter's expected rate, computed once.
+    fn with_expected_rate(mut self) -> Self {
+        self.expected_fp_ppb = self
+            .filter_sizing()
+            .map_or(0, |(_, rate)| (rate * 1e9).round() as u64);
+        self
     }
 
     /// Also counts the table's data block reads in `counter` (the database's total).
@@ -186,7 +201,9 @@ impl Table {
 
     /// What this table's filter said to point lookups: checks, "absent" answers, and
     /// false positives ("maybe" although the table held no visible version of the key).
-    /// `useful + false_positives` lookups were for keys the table lacked.
+    /// `useful + false_positives` lookups were for keys the table lacked. Checks and
+    /// "absent" answers are estimates from a sample of one lookup in
+    /// [`TABLE_COUNT_SAMPLING`] per thread; false positives are exact.
     pub fn filter_counts(&self) -> (u64, u64, u64) {
         let c = &self.counts;
         (
@@ -251,29 +268,7 @@ impl Table {
     ) -> Result<Option<TableLookup>> {
         let found = self.find(user_key, sequence, reads)?;
         if let Some(verdict) = found.filter_verdict {
-            let false_positive = verdict == FilterVerdict::Maybe && found.entries.is_none();
-            self.counts
-                .filter_checks
-                .fetch_add(1, AtomicOrdering::Relaxed);
-            if false_positive {
-                self.counts
-                    .filter_false_positives
-                    .fetch_add(1, AtomicOrdering::Relaxed);
-            }
-            if verdict == FilterVerdict::Absent {
-                self.counts
-                    .filter_useful
-                    .fetch_add(1, AtomicOrdering::Relaxed);
-            }
-            if let Some(counters) = filter_counters {
-                counters.checks.add(1);
-                if verdict == FilterVerdict::Absent {
-                    counters.useful.add(1);
-                }
-                if false_positive {
-                    counters.false_positives.add(1);
-                }
-            }
+            self.count_filter_verdict(verdict, found.entries.is_none(), filter_counters);
         }
         let Some(entries) = found.entries else {
             return Ok(None);
@@ -284,6 +279,46 @@ impl Table {
             ValueKind::Put => TableLookup::Value(entries.value_bytes()),
             ValueKind::Delete => TableLookup::Deleted,
         }))
+    }
+
+    /// Counts what the filter said to a lookup (`absent`: the table held no visible
+    /// version). The level's counters are sharded and exact. The table's own checks and
+    /// "absent" answers are sampled, one lookup in [`TABLE_COUNT_SAMPLING`] per thread: a
+    /// hot table is probed by every reader, and an exact shared count would make them fight
+    /// over its cache line. False positives are rare and counted exactly.
+    fn count_filter_verdict(
+        &self,
+        verdict: FilterVerdict,
+        absent: bool,
+        level: Option<&FilterCounters>,
+    ) {
+        let false_positive = verdict == FilterVerdict::Maybe && absent;
+        if false_positive {
+            self.counts
+                .filter_false_positives
+                .fetch_add(1, AtomicOrdering::Relaxed);
+        }
+        if crate::metrics::sample_table_count() {
+            let c = &self.counts;
+            c.filter_checks
+                .fetch_add(TABLE_COUNT_SAMPLING, AtomicOrdering::Relaxed);
+            if verdict == FilterVerdict::Absent {
+                c.filter_useful
+                    .fetch_add(TABLE_COUNT_SAMPLING, AtomicOrdering::Relaxed);
+            }
+        }
+        if let Some(counters) = level {
+            counters.checks.add(1);
+            if verdict == FilterVerdict::Absent {
+                counters.useful.add(1);
+            }
+            if false_positive {
+                counters.false_positives.add(1);
+            }
+            if verdict == FilterVerdict::Absent || false_positive {
+                counters.expected_ppb.add(self.expected_fp_ppb);
+            }
+        }
     }
 
     /// The sequence number of the newest version of `user_key` the table holds, if any.
