@@ -8,6 +8,10 @@
 //! `KEVO_CRASH_OPS` sets the workload length (default 40 operations, which gives a few
 //! hundred crash points per mode); `KEVO_CRASH_SEEDS` the number of random crash images
 //! per point (default 2); `KEVO_CRASH_SEED` the workload seed (default 7).
+//!
+//! The large sweep samples instead: `KEVO_CRASH_LARGE_OPS` operations (default 400, some
+//! thousands of crash points) crashed at `KEVO_CRASH_SAMPLE` points drawn at random
+//! (default 100).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -166,8 +170,26 @@ fn sweep_with(
     style: CompactionStyle,
     verdict: impl Fn(&Model, &Run, &[Model]) -> Result<(), String>,
 ) -> usize {
-    let ops = with_transactions(workload(
+    sweep_points(
+        sync_mode,
+        style,
         env_usize("KEVO_CRASH_OPS", 40),
+        None,
+        verdict,
+    )
+}
+
+/// The sweep over a workload of `workload_ops` operations: at every crash point, or at
+/// `sample` of them drawn at random.
+fn sweep_points(
+    sync_mode: SyncMode,
+    style: CompactionStyle,
+    workload_ops: usize,
+    sample: Option<usize>,
+    verdict: impl Fn(&Model, &Run, &[Model]) -> Result<(), String>,
+) -> usize {
+    let ops = with_transactions(workload(
+        workload_ops,
         env_usize("KEVO_CRASH_SEED", 7) as u64,
     ));
     let states = prefix_states(&ops);
@@ -185,9 +207,13 @@ fn sweep_with(
         ops.len()
     );
     let total_ops = clean.op_count();
+    let points: Vec<u64> = match sample {
+        Some(n) if (n as u64) < total_ops => sample_points(total_ops, n),
+        _ => (0..total_ops).collect(),
+    };
 
     let mut images = 0;
-    for point in 0..total_ops {
+    for &point in &points {
         let modes = std::iter::once(CrashMode::DropUnsynced)
             .chain((0..seeds).map(|s| CrashMode::Random(point * 1000 + s)));
         for mode in modes {
@@ -211,11 +237,42 @@ fn sweep_with(
     let txns = ops.iter().filter(|op| matches!(op, Op::Txn(_))).count();
     assert!(txns > 0, "the workload commits transactions");
     eprintln!(
-        "{sync_mode:?}, {style:?}: {} operations ({txns} transactions), {total_ops} crash \
-         points, {images} images checked",
-        ops.len()
+        "{sync_mode:?}, {style:?}: {} operations ({txns} transactions), {} of {total_ops} \
+         crash points, {images} images checked",
+        ops.len(),
+        points.len()
     );
     images
+}
+
+/// `n` distinct crash points of `0..total`, drawn by a fixed generator (a run repeats),
+/// always including the last (the close).
+fn sample_points(total: u64, n: usize) -> Vec<u64> {
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64 ^ env_usize("KEVO_CRASH_SEED", 7) as u64;
+    let mut points = std::collections::BTreeSet::from([total - 1]);
+    while points.len() < n {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        points.insert(x.wrapping_mul(0x2545_F491_4F6C_DD1D) % total);
+    }
+    points.into_iter().collect()
+}
+
+/// A workload ten times the exhaustive sweeps' (some thousands of crash points), crashed at
+/// a sample of them: the long histories (many flushes, compactions into deeper levels,
+/// manifest rollovers) the short workload does not reach.
+#[test]
+fn a_large_workload_survives_crashes_at_sampled_points() {
+    let images = sweep_points(
+        SyncMode::Always,
+        CompactionStyle::Leveled,
+        env_usize("KEVO_CRASH_LARGE_OPS", 400),
+        Some(env_usize("KEVO_CRASH_SAMPLE", 100)),
+        exact_verdict,
+    );
+    assert!(images >= 100, "{images}");
 }
 
 /// Exactly the acknowledged history, or that plus the one write in flight.
