@@ -68,11 +68,23 @@ pub fn write_stats(
         let text = serde_json::to_string_pretty(&doc).map_err(std::io::Error::other)?;
         return writeln!(out, "{text}");
     }
-    writeln!(out, "level  tables        bytes  score  key range")?;
+    writeln!(
+        out,
+        "level  tables        bytes  score  bits  fp seen/expected  key range"
+    )?;
     for level in shape.levels.iter().filter(|l| l.tables > 0 || l.level == 0) {
         let score = level
             .compaction_score
             .map_or_else(|| "-".to_string(), |s| format!("{s:.2}"));
+        let bits = level
+            .filter_bits_per_key
+            .map_or_else(|| "-".to_string(), |b| format!("{b:.1}"));
+        let rates = match (level.filter_observed_fp_rate, level.filter_expected_fp_rate) {
+            (Some(seen), Some(expected)) => {
+                format!("{:.2}%/{:.2}%", seen * 100.0, expected * 100.0)
+            }
+            _ => "-".to_string(),
+        };
         let range = level
             .key_range
             .as_ref()
@@ -81,7 +93,7 @@ pub fn write_stats(
             });
         writeln!(
             out,
-            "L{:<5} {:>6} {:>12} {:>6}  {range}",
+            "L{:<5} {:>6} {:>12} {:>6} {bits:>5} {rates:>17}  {range}",
             level.level, level.tables, level.bytes, score
         )?;
     }
