@@ -233,6 +233,11 @@ pub struct Options {
     /// compact once at the end. L0 grows, and writes stall at `l0_stop_trigger`. Default
     /// `false`.
     pub disable_auto_compactions: bool,
+    /// A last-level table whose entries are at least this share of tombstones is rewritten
+    /// in place when no other compaction is due, dropping them (tombstones that reach the
+    /// last level without a rewrite are otherwise never dropped). In [0, 1]; 0 disables.
+    /// Default 0.5.
+    pub tombstone_compaction_ratio: f64,
     /// Threads for flush and compaction. Default 2.
     pub background_threads: usize,
     /// Cap on compaction write bandwidth in bytes per second; `None` for no cap. Default
@@ -295,6 +300,7 @@ impl Default for Options {
             tiered_size_ratio_percent: 1,
             max_space_amplification_percent: 200,
             disable_auto_compactions: false,
+            tombstone_compaction_ratio: 0.5,
             background_threads: 2,
             compaction_rate_limit: None,
             write_stall_timeout: Some(Duration::from_mins(1)),
@@ -367,6 +373,7 @@ impl Options {
         tiered_size_ratio_percent: u32,
         max_space_amplification_percent: u32,
         disable_auto_compactions: bool,
+        tombstone_compaction_ratio: f64,
         background_threads: usize,
         compaction_rate_limit: Option<u64>,
         write_stall_timeout: Option<Duration>,
@@ -455,6 +462,13 @@ impl Options {
     }
 
     fn validate_compaction(&self) -> Result<()> {
+        let ratio = self.tombstone_compaction_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(Error::config(
+                "tombstone_compaction_ratio",
+                format!("must be in [0, 1], got {ratio}"),
+            ));
+        }
         in_range("max_levels", self.max_levels, 2, 16)?;
         in_range("level_size_ratio", self.level_size_ratio, 2, 100)?;
         in_range("l0_compaction_trigger", self.l0_compaction_trigger, 1, 1000)?;

@@ -1148,3 +1148,80 @@ fn a_compaction_after_failed_manifest_writes_commits_cleanly() {
     let db = Db::open(DIR, opts).unwrap();
     assert_eq!(scan_all(db.iter()).unwrap(), want);
 }
+
+// ---------------------------------------------------------------------------------------
+// Tombstones that reach the last level without a rewrite
+// ---------------------------------------------------------------------------------------
+
+/// Tombstones in the tables below L0.
+fn tombstones_below_l0(db: &Db) -> u64 {
+    let stats = db.table_stats().unwrap();
+    stats
+        .iter()
+        .filter(|t| t.level > 0)
+        .map(|t| t.deletions)
+        .sum()
+}
+
+/// Keys written and deleted within one memtable flush to a table of tombstones alone (the
+/// puts are hidden and not written; the tombstones are, since older data could sit below).
+/// That table overlaps nothing, so compaction moves it down without a rewrite, where no
+/// merge would ever drop them: the tombstone compaction rewrites it away.
+fn stranded_tombstones(style: CompactionStyle, ratio: f64) -> u64 {
+    let fs = MemFs::new();
+    let quiet = options(&fs, style)
+        .memtable_size(1 << 20)
+        .disable_auto_compactions(true);
+    let db = Db::open(DIR, quiet.clone()).unwrap();
+    for i in 0..200u32 {
+        db.put(format!("a{i:04}"), "kept").unwrap();
+    }
+    db.compact().unwrap();
+    for i in 0..200u32 {
+        db.put(format!("z{i:04}"), "short-lived").unwrap();
+        db.delete(format!("z{i:04}")).unwrap();
+    }
+    db.flush().unwrap();
+    db.close().unwrap();
+    drop(db);
+    // Background compaction moves the tombstones' table below L0 without a rewrite.
+    let db = Db::open(
+        DIR,
+        quiet
+            .disable_auto_compactions(false)
+            .l0_compaction_trigger(1)
+            .tombstone_compaction_ratio(ratio),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen_below = 0;
+    loop {
+        let shape = db.lsm_shape();
+        let below = tombstones_below_l0(&db);
+        seen_below = seen_below.max(below);
+        let settled = shape.levels[0].tables == 0 && (ratio == 0.0 || below == 0);
+        if settled || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(db.iter().count(), 200, "{style:?}");
+    assert_eq!(db.lsm_shape().levels[0].tables, 0, "{style:?}");
+    assert!(
+        ratio > 0.0 || seen_below >= 200,
+        "{style:?}: the tombstones went below L0: {seen_below}"
+    );
+    tombstones_below_l0(&db)
+}
+
+#[test]
+fn tombstones_stranded_below_l0_are_compacted_away() {
+    for style in [CompactionStyle::Leveled, CompactionStyle::Tiered] {
+        assert_eq!(stranded_tombstones(style, 0.5), 0, "{style:?}");
+    }
+}
+
+#[test]
+fn without_tombstone_compaction_they_stay() {
+    assert!(stranded_tombstones(CompactionStyle::Leveled, 0.0) >= 200);
+}

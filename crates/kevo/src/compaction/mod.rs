@@ -91,6 +91,13 @@ impl Job {
 
     /// Builds a job from `level`'s `sources` into `output`, adding the tables of `output`
     /// they overlap and noting the grandparents.
+    /// A rewrite of one table in place, in its own level: what drops the tombstones of a
+    /// table that nothing below overlaps when they arrived without a rewrite (by a trivial
+    /// move), which no other compaction would drop.
+    pub fn rewrite_in_place(version: &Version, level: usize, file: Arc<FileMeta>) -> Job {
+        Job::into_level(version, level, vec![file], level)
+    }
+
     fn into_level(
         version: &Version,
         level: usize,
@@ -347,6 +354,13 @@ fn overlapping(version: &Version, level: usize, files: &[Arc<FileMeta>]) -> Vec<
         .filter(|f| key::user_key(&f.largest) >= lo && key::user_key(&f.smallest) <= hi)
         .cloned()
         .collect()
+}
+
+/// Whether no level below `level` holds a key within `file`'s range: a rewrite of `file`
+/// in place then drops every tombstone all readers see.
+pub fn nothing_below(version: &Version, level: usize, file: &Arc<FileMeta>) -> bool {
+    (level + 1..version.num_levels())
+        .all(|below| overlapping(version, below, std::slice::from_ref(file)).is_empty())
 }
 
 /// The total size of `files`.

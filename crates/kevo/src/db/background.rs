@@ -100,7 +100,9 @@ impl DbInner {
             // Read under the lock: a job commits its version before it releases its
             // tables, so this version and `busy` agree.
             let version = self.view.load().version.clone();
-            let Some(job) = crate::compaction::pick(&version, &self.opts, &state.busy) else {
+            let Some(job) = crate::compaction::pick(&version, &self.opts, &state.busy)
+                .or_else(|| self.tombstone_job(&version, &state.busy))
+            else {
                 return Ok(false);
             };
             state.busy.extend(job.all_inputs().map(|f| f.number));
@@ -114,6 +116,49 @@ impl DbInner {
         let result = self.run_compaction(&job, &version, false);
         drop(reservation);
         result.map(|()| true)
+    }
+
+    /// When nothing else is due: a table below L0 that is at least
+    /// `tombstone_compaction_ratio` tombstones, that nothing below overlaps, and all of whose
+    /// entries every reader sees (its newest is at or below the oldest snapshot), rewritten
+    /// in place so its tombstones go. Tombstones that arrive by a trivial move where nothing
+    /// lies below are otherwise kept forever, and so is the space of what they shadow in
+    /// the same table. Reads each candidate's properties (the table is opened if it is
+    /// not); deepest levels first.
+    fn tombstone_job(
+        &self,
+        version: &Arc<crate::version::set::Version>,
+        busy: &Busy,
+    ) -> Option<crate::compaction::Job> {
+        let ratio = self.opts.tombstone_compaction_ratio;
+        if ratio <= 0.0 {
+            return None;
+        }
+        let seen_by_all = lock(&self.snapshots)
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(u64::MAX);
+        let tombstone_heavy = |file: &Arc<crate::version::edit::FileMeta>| {
+            // A table that does not open is left to the reads that will report it.
+            self.tables.table(file.number).is_ok_and(|table| {
+                let p = table.properties();
+                p.deletions > 0 && p.deletions as f64 >= ratio * p.entries as f64
+            })
+        };
+        (1..version.num_levels()).rev().find_map(|level| {
+            let file = version.files(level).iter().find(|file| {
+                !busy.contains(&file.number)
+                    && file.max_sequence <= seen_by_all
+                    && crate::compaction::nothing_below(version, level, file)
+                    && tombstone_heavy(file)
+            })?;
+            Some(crate::compaction::Job::rewrite_in_place(
+                version,
+                level,
+                file.clone(),
+            ))
+        })
     }
 
     /// Waits until no background compaction runs and keeps new ones from starting until
