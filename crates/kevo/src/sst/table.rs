@@ -134,12 +134,7 @@ impl Table {
         number: u64,
         cache: Option<Arc<TableBlockCache>>,
     ) -> Result<Table> {
-        let file = fs
-            .open(path)
-            .map_err(|e| Error::io("opening a table", e).with_file(path))?;
-        let file_len = file
-            .len()
-            .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
+        let (file, file_len) = open_file(fs, path)?;
         let in_file = |e: Error| e.with_file(path);
         let footer = read_footer(file.as_ref(), path, file_len)?;
         let read = |handle: BlockHandle| read_block(file.as_ref(), path, handle);
@@ -453,16 +448,22 @@ fn read_footer(file: &dyn FsFile, path: &Path, file_len: u64) -> Result<Footer> 
     Footer::decode(&footer_bytes, file_len).map_err(|e| e.with_offset(footer_at).with_file(path))
 }
 
+/// Opens the table file at `path` for reading, with its length.
+pub(crate) fn open_file(fs: &dyn Fs, path: &Path) -> Result<(Box<dyn FsFile>, u64)> {
+    let file = fs
+        .open(path)
+        .map_err(|e| Error::io("opening a table", e).with_file(path))?;
+    let len = file
+        .len()
+        .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
+    Ok((file, len))
+}
+
 /// Reads only the footer and the properties block of the table at `path`: what it holds,
 /// without its index or filter (for tools). Errors as [`Table::open`]'s; a missing file is
 /// an `Io` error whose source has kind `NotFound`.
 pub(crate) fn read_properties(fs: &dyn Fs, path: &Path) -> Result<TableProperties> {
-    let file = fs
-        .open(path)
-        .map_err(|e| Error::io("opening a table", e).with_file(path))?;
-    let file_len = file
-        .len()
-        .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
+    let (file, file_len) = open_file(fs, path)?;
     let footer = read_footer(file.as_ref(), path, file_len)?;
     let block = read_block(file.as_ref(), path, footer.properties)?;
     TableProperties::decode(&block)

@@ -84,12 +84,7 @@ pub(crate) fn walk_table(
     keep_entries: bool,
     sink: Sink<'_>,
 ) -> Result<TableWalk> {
-    let file = fs
-        .open(path)
-        .map_err(|e| Error::io("opening a table", e).with_file(path))?;
-    let file_len = file
-        .len()
-        .map_err(|e| Error::io("reading a table's length", e).with_file(path))?;
+    let (file, file_len) = crate::sst::table::open_file(fs, path)?;
     let mut walker = Walker {
         file: file.as_ref(),
         path,
