@@ -50,10 +50,19 @@ pub(crate) fn sample_table_count() -> bool {
     thread_local! {
         static LOOKUPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
     }
-    LOOKUPS.with(|n| {
-        let next = n.get().wrapping_add(1);
-        n.set(next);
-        next % crate::sst::table::TABLE_COUNT_SAMPLING == 0
+    // A per-thread xorshift, not a count: lookups that probe a fixed number of tables in
+    // a fixed order would make a count land on the same table every time.
+    LOOKUPS.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            // Seeded per thread from the address of its state.
+            x = (std::ptr::from_ref(state) as u64) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x % crate::sst::table::TABLE_COUNT_SAMPLING == 0
     })
 }
 
@@ -314,8 +323,10 @@ pub(crate) struct FilterCounters {
     /// The filter said "maybe" and the table held no visible version of the key.
     pub false_positives: Counter,
     /// The false positives expected for the lookups of keys the tables lacked: the sum of
-    /// each probed filter's expected rate, in parts per billion.
-    pub expected_ppb: Counter,
+    /// each probed filter's expected rate, in parts per million (a u64 that lasts 3e13
+    /// lookups even at the worst rates; adaptation reads it as differences, which survive
+    /// a wrap).
+    pub expected_ppm: Counter,
 }
 
 impl FilterCounters {

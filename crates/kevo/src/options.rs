@@ -233,10 +233,10 @@ pub struct Options {
     /// compact once at the end. L0 grows, and writes stall at `l0_stop_trigger`. Default
     /// `false`.
     pub disable_auto_compactions: bool,
-    /// A last-level table whose entries are at least this share of tombstones is rewritten
-    /// in place when no other compaction is due, dropping them (tombstones that reach the
-    /// last level without a rewrite are otherwise never dropped). In [0, 1]; 0 disables.
-    /// Default 0.5.
+    /// A table below L0 whose entries are at least this share of tombstones, with nothing
+    /// below it, is rewritten in place when no other compaction runs, dropping them
+    /// (tombstones that arrive by a trivial move where nothing lies below are otherwise
+    /// never dropped). In [0, 1]; 0 disables. Default 0.5.
     pub tombstone_compaction_ratio: f64,
     /// Threads for flush and compaction. Default 2.
     pub background_threads: usize,

@@ -84,23 +84,19 @@ fn observed_false_positives_are_exactly_the_absent_keys_the_filter_lets_through(
     assert!((observed - passing as f64 / lookups as f64).abs() < 1e-12);
 
     // One table: its counts are its level's. False positives are counted exactly, checks
-    // and "absent" answers from a sample of one lookup in 16.
+    // and "absent" answers estimated from a random sample of one lookup in 16 (about 330
+    // samples here: within 30%).
     let table = &db.table_stats().unwrap()[0];
     assert_eq!(table.filter_false_positives, level.filter_false_positives);
-    assert!(
-        table.filter_checks.abs_diff(level.filter_checks) <= 16,
-        "{table:?}"
-    );
-    assert!(
-        table.filter_useful.abs_diff(level.filter_useful) <= 2 * 16,
-        "{table:?}"
-    );
+    let near = |estimate: u64, exact: u64| estimate.abs_diff(exact) * 10 < exact * 3;
+    assert!(near(table.filter_checks, level.filter_checks), "{table:?}");
+    assert!(near(table.filter_useful, level.filter_useful), "{table:?}");
     let bits = table.filter_bits_per_key.unwrap();
     assert!((10.0..10.3).contains(&bits), "{bits}");
     let expected = table.filter_expected_fp_rate.unwrap();
     assert!((0.008..0.011).contains(&expected), "{expected}");
-    // Summed in parts per billion.
-    assert!((level.filter_expected_fp_rate.unwrap() - expected).abs() < 1e-8);
+    // Summed in parts per million.
+    assert!((level.filter_expected_fp_rate.unwrap() - expected).abs() < 1e-6);
     assert_eq!(level.filter_bits_per_key, Some(10.0));
 }
 
@@ -486,4 +482,90 @@ fn the_optimized_policy_spends_no_more_memory_than_its_budget() {
     );
     // Fixed bits: every table at 8, less the rounding of small filters to whole blocks.
     assert!(fixed <= budget, "{fixed} bytes, {fixed_bits:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Review regressions
+// ---------------------------------------------------------------------------------------
+
+/// A prefix scan asks a deeper table's filter only when its cursor reaches that table: a
+/// scan that reads one key opens about as many tables as a range scan over the same bounds
+/// (it opened all 70-odd tables in range before the first key).
+#[test]
+fn a_prefix_scan_opens_only_the_tables_it_reaches() {
+    use std::sync::atomic::Ordering;
+    let (counting, fs) = common::counting();
+    let opts = memfs_options(&fs)
+        .fs(Arc::new(counting.clone()))
+        .prefix_extractor(Some(PrefixExtractor::Delimiter(b':')))
+        .tombstone_compaction_ratio(0.0);
+    let db = Db::open(DIR, opts.clone()).unwrap();
+    for i in 0..3000u32 {
+        db.put(format!("user:{i:06}"), [b'v'; 100]).unwrap();
+    }
+    db.compact().unwrap();
+    let db = reopen(db, opts);
+    let tables = table_numbers(&db).len();
+    assert!(tables > 20, "{tables}");
+    let opens = || counting.table_opens.load(Ordering::Relaxed);
+    let before = opens();
+    assert!(db.prefix("user:").next().is_some());
+    assert!(
+        opens() - before <= 2,
+        "prefix().next() opened {}",
+        opens() - before
+    );
+    // And the whole scan is still complete.
+    assert_eq!(db.prefix("user:").count(), 3000);
+    assert_eq!(db.prefix("user:").rev().count(), 3000);
+}
+
+/// A snapshot read that finds nothing in a table holding newer entries: the key may be
+/// among them (written after the snapshot), so the filter's "maybe" was no false positive.
+#[test]
+fn a_snapshot_read_of_a_key_written_since_is_no_false_positive() {
+    let fs = MemFs::new();
+    let db = Db::open(DIR, quiet(&fs)).unwrap();
+    db.put("k", "v1").unwrap();
+    db.put("other", "x").unwrap();
+    db.flush().unwrap();
+    let snapshot = db.snapshot();
+    db.put("k", "v2").unwrap();
+    db.put("other2", "x").unwrap();
+    db.flush().unwrap();
+    let before = db.lsm_shape().levels[0].clone();
+    assert_eq!(&snapshot.get("k").unwrap().unwrap()[..], b"v1");
+    let after = db.lsm_shape().levels[0].clone();
+    assert_eq!(after.filter_false_positives, before.filter_false_positives);
+    assert_eq!(after.filter_checks, before.filter_checks + 2);
+    assert!(
+        db.table_stats()
+            .unwrap()
+            .iter()
+            .all(|t| t.filter_false_positives == 0)
+    );
+}
+
+/// Per-table counts are sampled at random, not every 16th lookup of a thread: lookups that
+/// each probe two tables in the same order sampled one table always and the other never.
+#[test]
+fn per_table_sampling_does_not_alias_with_the_probe_order() {
+    const N: u64 = 8000;
+    let fs = MemFs::new();
+    let db = Db::open(DIR, quiet(&fs)).unwrap();
+    for round in 0..2 {
+        for i in 0..1000u32 {
+            db.put(format!("k{i:04}"), format!("v{round}")).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    for i in 0..N {
+        assert!(db.get(format!("k{:04}x{i}", i % 999)).unwrap().is_none());
+    }
+    let stats = db.table_stats().unwrap();
+    assert_eq!(stats.len(), 2);
+    for t in &stats {
+        // 8000 checks sampled 1 in 16: about 500 samples, so well within ±40%.
+        assert!(t.filter_checks.abs_diff(N) < N * 4 / 10, "{stats:?}");
+    }
 }

@@ -39,6 +39,8 @@ pub struct Outcome {
     pub dropped: u64,
     /// Time spent waiting for the rate limiter.
     pub throttled: Duration,
+    /// Each output table's number, entries and tombstones.
+    pub output_counts: Vec<(u64, u64, u64)>,
 }
 
 /// Everything a compaction needs besides its inputs.
@@ -278,6 +280,9 @@ impl<'c, 'a> OutputWriter<'c, 'a> {
         });
         self.unpaced += info.file_size.saturating_sub(self.paced_size);
         self.pace(outcome);
+        outcome
+            .output_counts
+            .push((number, info.properties.entries, info.properties.deletions));
         outcome
             .edit
             .new_files

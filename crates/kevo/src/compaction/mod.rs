@@ -89,8 +89,6 @@ impl Job {
             .flat_map(|i| i.files.iter().map(move |f| (i.level, f)))
     }
 
-    /// Builds a job from `level`'s `sources` into `output`, adding the tables of `output`
-    /// they overlap and noting the grandparents.
     /// A rewrite of one table in place, in its own level: what drops the tombstones of a
     /// table that nothing below overlaps when they arrived without a rewrite (by a trivial
     /// move), which no other compaction would drop.
@@ -98,6 +96,8 @@ impl Job {
         Job::into_level(version, level, vec![file], level)
     }
 
+    /// Builds a job from `level`'s `sources` into `output`, adding the tables of `output`
+    /// they overlap and noting the grandparents.
     fn into_level(
         version: &Version,
         level: usize,
@@ -359,8 +359,14 @@ fn overlapping(version: &Version, level: usize, files: &[Arc<FileMeta>]) -> Vec<
 /// Whether no level below `level` holds a key within `file`'s range: a rewrite of `file`
 /// in place then drops every tombstone all readers see.
 pub fn nothing_below(version: &Version, level: usize, file: &Arc<FileMeta>) -> bool {
-    (level + 1..version.num_levels())
-        .all(|below| overlapping(version, below, std::slice::from_ref(file)).is_empty())
+    let (lo, hi) = (key::user_key(&file.smallest), key::user_key(&file.largest));
+    (level + 1..version.num_levels()).all(|below| {
+        // Each level below L0 is sorted and disjoint: the first table ending at or after
+        // `lo` is the only one that may start at or before `hi`.
+        let files = version.files(below);
+        let i = files.partition_point(|f| key::user_key(&f.largest) < lo);
+        files.get(i).is_none_or(|f| key::user_key(&f.smallest) > hi)
+    })
 }
 
 /// The total size of `files`.

@@ -100,8 +100,10 @@ impl DbInner {
             // Read under the lock: a job commits its version before it releases its
             // tables, so this version and `busy` agree.
             let version = self.view.load().version.clone();
+            // The tombstone rewrite only when nothing at all runs: `pick` finding nothing
+            // may mean due work is waiting for busy tables.
             let Some(job) = crate::compaction::pick(&version, &self.opts, &state.busy)
-                .or_else(|| self.tombstone_job(&version, &state.busy))
+                .or_else(|| (state.running == 0).then(|| self.tombstone_job(&version))?)
             else {
                 return Ok(false);
             };
@@ -123,12 +125,11 @@ impl DbInner {
     /// entries every reader sees (its newest is at or below the oldest snapshot), rewritten
     /// in place so its tombstones go. Tombstones that arrive by a trivial move where nothing
     /// lies below are otherwise kept forever, and so is the space of what they shadow in
-    /// the same table. Reads each candidate's properties (the table is opened if it is
-    /// not); deepest levels first.
+    /// the same table. Deepest levels first. No I/O: the counts come from the tables
+    /// written since open and those opened (`TableCache::counts`).
     fn tombstone_job(
         &self,
         version: &Arc<crate::version::set::Version>,
-        busy: &Busy,
     ) -> Option<crate::compaction::Job> {
         let ratio = self.opts.tombstone_compaction_ratio;
         if ratio <= 0.0 {
@@ -140,16 +141,15 @@ impl DbInner {
             .copied()
             .unwrap_or(u64::MAX);
         let tombstone_heavy = |file: &Arc<crate::version::edit::FileMeta>| {
-            // A table that does not open is left to the reads that will report it.
-            self.tables.table(file.number).is_ok_and(|table| {
-                let p = table.properties();
-                p.deletions > 0 && p.deletions as f64 >= ratio * p.entries as f64
-            })
+            self.tables
+                .counts(file.number)
+                .is_some_and(|(entries, deletions)| {
+                    deletions > 0 && deletions as f64 >= ratio * entries as f64
+                })
         };
         (1..version.num_levels()).rev().find_map(|level| {
             let file = version.files(level).iter().find(|file| {
-                !busy.contains(&file.number)
-                    && file.max_sequence <= seen_by_all
+                file.max_sequence <= seen_by_all
                     && crate::compaction::nothing_below(version, level, file)
                     && tombstone_heavy(file)
             })?;

@@ -75,6 +75,9 @@ impl DbInner {
             .iter()
             .map(|(_, f)| f.number)
             .collect();
+        for &(number, entries, deletions) in &outcome.output_counts {
+            self.tables.note_counts(number, entries, deletions);
+        }
         // Unregistered readers older than the job must not read its version: the versions
         // they would see may be gone (see `DbInner::read_point`).
         self.install_edit(outcome.edit, visibility.now())?;
@@ -182,6 +185,25 @@ impl DbInner {
         let tables = Arc::clone(&self.tables);
         Arc::new(move |file: &FileMeta| {
             Ok(Box::new(tables.table(file.number)?.iter_with(reads)) as Source)
+        })
+    }
+
+    /// [`DbInner::table_opener`] for a prefix scan: a table whose filter rules out
+    /// `prefix` (as `extractor` finds prefixes) reads as empty. Asked as each table is
+    /// reached, so a scan opens only the tables it gets to.
+    pub(super) fn prefix_table_opener(
+        &self,
+        extractor: crate::options::PrefixExtractor,
+        prefix: Vec<u8>,
+    ) -> OpenTable {
+        let tables = Arc::clone(&self.tables);
+        Arc::new(move |file: &FileMeta| {
+            let table = tables.table(file.number)?;
+            Ok(if table.may_contain_prefix(&prefix, extractor) {
+                Box::new(table.iter()) as Source
+            } else {
+                Box::new(crate::iter::Empty) as Source
+            })
         })
     }
 

@@ -9,7 +9,11 @@
 //! expected: each probed filter's expected rate, from its real size ([`expected_fp_rate`],
 //! computed once when the table opens), summed over the lookups. So over a level, `F` false
 //! positives were observed where `E = Σ expected rate of the filter probed` were expected.
-//! The counters are sharded per thread, like every metric, and exact. The ratio
+//! The counters are sharded per thread, like every metric, and exact. Adaptation reads them
+//! as a window: the differences since the level was last judged (or since 2^20 lookups
+//! ago), so it follows the workload as it is now, and a wrap of the sums does not matter.
+//! (A lookup at a snapshot older than a table's newest entry that finds nothing counts as
+//! neither: the key may be among the newer entries, and the filter then was right.) The ratio
 //! `R = F / E` is how much worse than the arithmetic the level's keys and lookups behave (a
 //! few absent keys looked up again and again that happen to pass, a hash that suits the
 //! data badly). It does not depend on how many bits the tables have, so the correction is a
@@ -41,9 +45,16 @@ pub const MAX_EXTRA_BITS: f64 = 16.0;
 /// Extra bits smaller than this are not worth an adjustment.
 const MIN_STEP_BITS: f64 = 0.5;
 
-/// Per-level extra bits per key, and how many adjustments were made.
+/// Lookups of absent keys after which a level's observation window starts over, so
+/// adaptation follows the workload as it is now.
+const WINDOW_LOOKUPS: u64 = 1 << 20;
+
+/// Per-level extra bits per key, where each level's observation window started, and how
+/// many adjustments were made.
 pub(crate) struct FilterTuning {
     extra_bits: Mutex<Vec<f64>>,
+    /// Each level's counters (useful, false positives, expected ppm) when its window began.
+    windows: Mutex<Vec<(u64, u64, u64)>>,
     adjustments: AtomicU64,
 }
 
@@ -51,6 +62,7 @@ impl FilterTuning {
     pub fn new(levels: usize) -> Self {
         FilterTuning {
             extra_bits: Mutex::new(vec![0.0; levels]),
+            windows: Mutex::new(vec![(0, 0, 0); levels]),
             adjustments: AtomicU64::new(0),
         }
     }
@@ -131,13 +143,37 @@ impl DbInner {
         }
     }
 
-    /// Raises `level`'s extra bits if its observed false positives call for it, and tells
-    /// the listeners.
+    /// What `level`'s filters did in its current window: differences of the counters,
+    /// which stay right across a wrap of the (u64) sums. Starts a new window once this
+    /// one is judged on `WINDOW_LOOKUPS` lookups, or `restart` says so.
+    fn window(&self, level: usize, restart: bool) -> Observation {
+        let now = self.tables.filter_raw(level);
+        let mut windows = lock(&self.filter_tuning.windows);
+        let Some(start) = windows.get_mut(level) else {
+            return Observation::default();
+        };
+        let useful = now.0.wrapping_sub(start.0);
+        let false_positives = now.1.wrapping_sub(start.1);
+        let seen = Observation {
+            lookups: useful.wrapping_add(false_positives),
+            false_positives,
+            expected: now.2.wrapping_sub(start.2) as f64 / 1e6,
+        };
+        if restart || seen.lookups >= WINDOW_LOOKUPS {
+            *start = now;
+        }
+        seen
+    }
+
+    /// Raises `level`'s extra bits if the false positives observed in its current window
+    /// call for it, and tells the listeners.
     fn adapt(&self, level: usize, base_bits: f64) {
-        let seen = self.observe_filters(level);
+        let seen = self.window(level, false);
         let Some(ratio) = seen.excess_ratio() else {
             return;
         };
+        // Judged: the next window starts now.
+        self.window(level, true);
         let target = expected_fp_rate(base_bits, best_probes_at(base_bits));
         let wanted = filter::bits_for_rate(target / ratio).min(filter::MAX_BITS_PER_KEY);
         let extra = (wanted - base_bits).clamp(0.0, MAX_EXTRA_BITS);

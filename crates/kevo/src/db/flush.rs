@@ -99,6 +99,8 @@ impl DbInner {
         crate::metrics::add(&self.stats.flushes, 1);
         crate::metrics::add(&self.stats.flush_bytes, info.file_size);
         self.level_stats[0].record_flush(info.file_size, started.elapsed());
+        self.tables
+            .note_counts(number, info.properties.entries, info.properties.deletions);
         let meta = crate::compaction::table_meta(number, &info);
         let edit = VersionEdit {
             log_number: Some(frozen.next_log),

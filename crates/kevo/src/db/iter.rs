@@ -194,18 +194,21 @@ impl DbIter {
                 }
             }
         }
+        // Deeper levels: the tables in range, each asked about the prefix only when the
+        // cursor gets to it (a scan that stops early opens no more than it reads).
+        let opener = match &self.prefix {
+            Some((extractor, prefix)) => self.db.prefix_table_opener(*extractor, prefix.clone()),
+            None => self.db.table_opener(),
+        };
         for level in 1..version.num_levels() {
-            let mut files = Vec::new();
-            for file in version.files(level) {
-                if in_range(file, &bounds)
-                    && (self.prefix.is_none()
-                        || self.may_hold_prefix(&*self.db.tables.table(file.number)?))
-                {
-                    files.push(file.clone());
-                }
-            }
+            let files: Vec<_> = version
+                .files(level)
+                .iter()
+                .filter(|file| in_range(file, &bounds))
+                .cloned()
+                .collect();
             if !files.is_empty() {
-                sources.push(Box::new(LevelIter::new(files, self.db.table_opener())));
+                sources.push(Box::new(LevelIter::new(files, opener.clone())));
             }
         }
         Ok(MergingIter::new(sources))

@@ -37,6 +37,9 @@ pub(crate) struct TableCache {
     filters: Box<[FilterCounters]>,
     /// Data blocks read from table files, by every table.
     block_reads: Arc<Counter>,
+    /// Entries and tombstones of each live table known so far (written since open, or
+    /// opened): what the tombstone compaction looks for, without opening tables.
+    counts: Mutex<HashMap<u64, (u64, u64)>>,
 }
 
 /// An open table and its "used since the eviction hand last passed" bit (the clock
@@ -67,7 +70,18 @@ impl TableCache {
             capacity: capacity.max(1),
             filters: (0..levels).map(|_| FilterCounters::default()).collect(),
             block_reads: Arc::default(),
+            counts: Mutex::default(),
         }
+    }
+
+    /// Records table `number`'s entries and tombstones.
+    pub fn note_counts(&self, number: u64, entries: u64, deletions: u64) {
+        lock(&self.counts).insert(number, (entries, deletions));
+    }
+
+    /// Table `number`'s entries and tombstones, if known.
+    pub fn counts(&self, number: u64) -> Option<(u64, u64)> {
+        lock(&self.counts).get(&number).copied()
     }
 
     /// Runs `f` on the open table `number`, opening it if needed.
@@ -100,6 +114,8 @@ impl TableCache {
             Table::open(self.fs.as_ref(), &path, number, self.blocks.clone())?
                 .count_block_reads_in(self.block_reads.clone()),
         );
+        let p = table.properties();
+        self.note_counts(number, p.entries, p.deletions);
         let mut order = lock(&self.changes);
         let current = self.open.load_full();
         if let Some(slot) = current.get(&number) {
@@ -122,6 +138,7 @@ impl TableCache {
 
     /// Closes table `number` and drops its cached blocks (its file is being deleted).
     pub fn evict(&self, number: u64) {
+        lock(&self.counts).remove(&number);
         {
             let mut order = lock(&self.changes);
             let current = self.open.load_full();
@@ -163,7 +180,20 @@ impl TableCache {
     pub fn filter_expected_false_positives(&self, level: usize) -> f64 {
         self.filters
             .get(level)
-            .map_or(0.0, |c| crate::metrics::read(&c.expected_ppb) as f64 / 1e9)
+            .map_or(0.0, |c| crate::metrics::read(&c.expected_ppm) as f64 / 1e6)
+    }
+
+    /// The filter counters of `level` adaptation reads: useful, false positives, and the
+    /// expected false positives in parts per million.
+    pub fn filter_raw(&self, level: usize) -> (u64, u64, u64) {
+        self.filters.get(level).map_or((0, 0, 0), |c| {
+            let (_, useful, false_positives) = c.read();
+            (
+                useful,
+                false_positives,
+                crate::metrics::read(&c.expected_ppm),
+            )
+        })
     }
 
     /// What the filters of `level` said: checks, useful, false positives.

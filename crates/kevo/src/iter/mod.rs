@@ -32,3 +32,27 @@ pub trait InternalIterator {
 
 pub mod level;
 pub mod merge;
+
+/// A cursor over nothing: what a source that cannot hold anything in range reads as.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Empty;
+
+impl InternalIterator for Empty {
+    fn valid(&self) -> bool {
+        false
+    }
+    fn seek_to_first(&mut self) {}
+    fn seek_to_last(&mut self) {}
+    fn seek(&mut self, _target: &[u8]) {}
+    fn next(&mut self) {}
+    fn prev(&mut self) {}
+    fn key(&self) -> &[u8] {
+        &[]
+    }
+    fn value(&self) -> &[u8] {
+        &[]
+    }
+    fn status(&self) -> Result<()> {
+        Ok(())
+    }
+}

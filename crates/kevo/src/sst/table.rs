@@ -36,8 +36,8 @@ pub struct Table {
     counts: Box<TableCounts>,
     /// The database's count of data block reads, if it keeps one.
     db_block_reads: Option<Arc<Counter>>,
-    /// The filter's expected false-positive rate in parts per billion (0 when unknown).
-    expected_fp_ppb: u64,
+    /// The filter's expected false-positive rate in parts per million (0 when unknown).
+    expected_fp_ppm: u64,
 }
 
 /// One lookup in this many (per thread) is counted in a table's own filter counters.
@@ -160,16 +160,16 @@ impl Table {
             cache,
             counts: Box::default(),
             db_block_reads: None,
-            expected_fp_ppb: 0,
+            expected_fp_ppm: 0,
         }
         .with_expected_rate())
     }
 
     /// Records the filter's expected rate, computed once.
     fn with_expected_rate(mut self) -> Self {
-        self.expected_fp_ppb = self
+        self.expected_fp_ppm = self
             .filter_sizing()
-            .map_or(0, |(_, rate)| (rate * 1e9).round() as u64);
+            .map_or(0, |(_, rate)| (rate * 1e6).round() as u64);
         self
     }
 
@@ -263,7 +263,11 @@ impl Table {
     ) -> Result<Option<TableLookup>> {
         let found = self.find(user_key, sequence, reads)?;
         if let Some(verdict) = found.filter_verdict {
-            self.count_filter_verdict(verdict, found.entries.is_none(), filter_counters);
+            // Not found at `sequence`, but the table holds newer entries: the key may be
+            // among them (a snapshot read of a key written since), so the filter's "maybe"
+            // may have been right. Only a read at or past the table's newest entry knows.
+            let absent = found.entries.is_none() && sequence >= self.properties.max_sequence;
+            self.count_filter_verdict(verdict, absent, filter_counters);
         }
         let Some(entries) = found.entries else {
             return Ok(None);
@@ -311,7 +315,7 @@ impl Table {
                 counters.false_positives.add(1);
             }
             if verdict == FilterVerdict::Absent || false_positive {
-                counters.expected_ppb.add(self.expected_fp_ppb);
+                counters.expected_ppm.add(self.expected_fp_ppm);
             }
         }
     }
@@ -432,7 +436,6 @@ impl Table {
     }
 }
 
-/// Reads, verifies and decompresses the block at `handle`.
 /// Reads and checks the footer of the table `path`, `file_len` bytes long.
 fn read_footer(file: &dyn FsFile, path: &Path, file_len: u64) -> Result<Footer> {
     if file_len < FOOTER_LEN as u64 {
@@ -470,6 +473,7 @@ pub(crate) fn read_properties(fs: &dyn Fs, path: &Path) -> Result<TablePropertie
         .map_err(|e| e.with_offset(footer.properties.offset).with_file(path))
 }
 
+/// Reads, verifies and decompresses the block at `handle`.
 fn read_block(file: &dyn FsFile, path: &Path, handle: BlockHandle) -> Result<Bytes> {
     // Handles were checked against the file size (footer) or come from a verified index;
     // a size that still does not fit in memory is damage.

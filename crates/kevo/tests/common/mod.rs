@@ -2,10 +2,12 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use kevo::fs::MemFs;
+use kevo::fs::{Fs, FsFile, FsLock, MemFs};
 use kevo::{Db, Options, WriteBatch};
 
 /// The database directory used on MemFs.
@@ -149,4 +151,58 @@ pub fn read_state(db: &Db) -> Model {
 /// The file names in `dir` on `fs`.
 pub fn listing(fs: &dyn kevo::fs::Fs, dir: &str) -> Vec<String> {
     fs.list(Path::new(dir)).unwrap_or_default()
+}
+
+/// MemFs counting opens of table files.
+#[derive(Debug, Clone)]
+pub struct Counting {
+    pub inner: MemFs,
+    pub table_opens: Arc<AtomicU64>,
+}
+
+impl Fs for Counting {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.inner.create(path)
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        if path.extension().is_some_and(|e| e == "sst") {
+            self.table_opens.fetch_add(1, Ordering::Relaxed);
+        }
+        self.inner.open(path)
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.inner.open_append(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>> {
+        self.inner.lock(path)
+    }
+}
+
+pub fn counting() -> (Counting, MemFs) {
+    let fs = MemFs::new();
+    (
+        Counting {
+            inner: fs.clone(),
+            table_opens: Arc::default(),
+        },
+        fs,
+    )
 }
