@@ -5,10 +5,13 @@
 //! this module. In the library's unit tests built with the cargo feature `shuttle` they are
 //! shuttle's, so a shuttle scheduler sees every lock, wait, notification, atomic access
 //! and yield of those modules and chooses which thread runs next at each of them (see
-//! `docs/reliability.md`, "Model checking"). Only those tests may use the two modules then:
-//! shuttle's types panic outside a shuttle execution, so a unit test that opens a `Db` must
-//! not run in that build (run it with the test filter `shuttle`). Integration tests, doc
-//! tests and every other build always get std.
+//! `docs/reliability.md`, "Model checking"). Only the model checks may use the two modules
+//! then: shuttle's types panic outside a shuttle execution, so a unit test that opens a
+//! `Db` must not run in that build (hence the test filter `shuttle` in the command).
+//! Integration tests, doc tests and every other build always get std.
+//!
+//! The model checks compile in every test build (shuttle is a dev-dependency), so the
+//! usual clippy run lints them; without the feature they are ignored.
 //!
 //! The rest of the engine uses std directly: it is not under test here, and shuttle would
 //! have to run every test that touched it.
@@ -44,7 +47,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// `KEVO_SHUTTLE_ITERATIONS` sets the schedules per scheduler (`default` if unset) and
 /// `KEVO_SHUTTLE_SEED` the seed, for longer or different runs. A failure prints the
 /// schedule, which `shuttle::replay` reruns exactly.
-#[cfg(all(test, feature = "shuttle"))]
+#[cfg(test)]
 pub(crate) fn model_check(name: &str, default: usize, test: impl Fn() + Send + Sync + 'static) {
     use shuttle::scheduler::{PctScheduler, RandomScheduler};
     use shuttle::{Config, Runner};

@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, PoisonError, lock, yield_now};
 
 #[cfg(test)]
-#[cfg(feature = "shuttle")]
 mod shuttle_tests;
 
 /// Byte budget of one commit group; a small first batch gets a smaller group so its own
@@ -80,10 +79,10 @@ impl PendingWrite {
 struct QueueState {
     waiting: VecDeque<Arc<PendingWrite>>,
     leader_active: bool,
-    /// Every write ever queued, in queue order: what the model checks compare the commit
-    /// order with.
-    #[cfg(all(test, feature = "shuttle"))]
-    enqueued: Vec<Arc<PendingWrite>>,
+    /// The address of every write queued so far, in queue order: what the model checks
+    /// compare the commit order with.
+    #[cfg(test)]
+    enqueued: Vec<usize>,
 }
 
 /// The write queue. See the module docs.
@@ -97,7 +96,7 @@ impl CommitQueue {
             state: Mutex::new(QueueState {
                 waiting: VecDeque::new(),
                 leader_active: false,
-                #[cfg(all(test, feature = "shuttle"))]
+                #[cfg(test)]
                 enqueued: Vec::new(),
             }),
         }
@@ -125,8 +124,8 @@ impl CommitQueue {
         let lead_now = {
             let mut state = lock(&self.state);
             state.waiting.push_back(me.clone());
-            #[cfg(all(test, feature = "shuttle"))]
-            state.enqueued.push(me.clone());
+            #[cfg(test)]
+            state.enqueued.push(Arc::as_ptr(&me) as usize);
             let lead = !state.leader_active;
             state.leader_active = true;
             lead

@@ -16,7 +16,6 @@ use crate::version::edit::FileMeta;
 use crate::version::set::Version;
 
 #[cfg(test)]
-#[cfg(feature = "shuttle")]
 mod shuttle_tests;
 
 /// Opens tables on first use and keeps up to `capacity` open (their index and filter
