@@ -42,7 +42,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Runs a shuttle model check of `test` under two schedulers, each from a fixed seed so a
 /// run is repeatable: a random scheduler (a random thread at every scheduling point), then
 /// PCT (random priorities with a few priority changes, which finds bugs that need a
-/// particular short sequence of preemptions far more often). Returns the schedules run.
+/// particular short sequence of preemptions far more often).
 ///
 /// `KEVO_SHUTTLE_ITERATIONS` sets the schedules per scheduler (`default` if unset) and
 /// `KEVO_SHUTTLE_SEED` the seed, for longer or different runs. A failure prints the
@@ -52,7 +52,8 @@ pub(crate) fn model_check(name: &str, default: usize, test: impl Fn() + Send + S
     use shuttle::scheduler::{PctScheduler, RandomScheduler};
     use shuttle::{Config, Runner};
 
-    /// Preemptions PCT places per schedule: the bug depth it aims at.
+    /// The bug depth PCT aims at (it changes thread priorities `PCT_DEPTH - 1` times per
+    /// schedule).
     const PCT_DEPTH: usize = 3;
     let number = |var: &str, default: u64| {
         std::env::var(var)
