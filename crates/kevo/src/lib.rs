@@ -40,6 +40,7 @@ mod options;
 pub mod options_file;
 #[doc(hidden)] // internal; public for the benchmarks
 pub mod sst;
+mod sync;
 pub mod tools;
 #[doc(hidden)] // internal; public for the format tools
 pub mod version;

@@ -4,13 +4,17 @@
 //!
 //! The queue lock is held only to enqueue, to pick a group and to hand out results, never
 //! across I/O; readers never take it.
+//!
+//! The protocol is model-checked with shuttle (`shuttle_tests`, through [`crate::sync`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
+use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering, PoisonError, lock, yield_now};
+
+#[cfg(test)]
+mod shuttle_tests;
 
 /// Byte budget of one commit group; a small first batch gets a smaller group so its own
 /// latency does not grow much (as LevelDB does).
@@ -75,17 +79,15 @@ impl PendingWrite {
 struct QueueState {
     waiting: VecDeque<Arc<PendingWrite>>,
     leader_active: bool,
+    /// The address of every write queued so far, in queue order: what the model checks
+    /// compare the commit order with.
+    #[cfg(test)]
+    enqueued: Vec<usize>,
 }
 
 /// The write queue. See the module docs.
 pub(crate) struct CommitQueue {
     state: Mutex<QueueState>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data is a queue of handles and results: a panic elsewhere cannot leave it
-    // inconsistent, so a poisoned lock is still usable.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl CommitQueue {
@@ -94,6 +96,8 @@ impl CommitQueue {
             state: Mutex::new(QueueState {
                 waiting: VecDeque::new(),
                 leader_active: false,
+                #[cfg(test)]
+                enqueued: Vec::new(),
             }),
         }
     }
@@ -120,6 +124,8 @@ impl CommitQueue {
         let lead_now = {
             let mut state = lock(&self.state);
             state.waiting.push_back(me.clone());
+            #[cfg(test)]
+            state.enqueued.push(Arc::as_ptr(&me) as usize);
             let lead = !state.leader_active;
             state.leader_active = true;
             lead
@@ -131,7 +137,7 @@ impl CommitQueue {
                 if me.signalled.load(Ordering::Acquire) {
                     break;
                 }
-                std::thread::yield_now();
+                yield_now();
             }
             let mut wait = lock(&me.wait);
             loop {
