@@ -200,11 +200,15 @@ impl DbIter {
             Some((extractor, prefix)) => self.db.prefix_table_opener(*extractor, prefix.clone()),
             None => self.db.table_opener(),
         };
+        // A deeper level is sorted and disjoint: its tables in range are one run, found by
+        // a binary search for the first and a walk to the last.
+        let from_lower = (self.lower.clone(), Bound::Unbounded);
         for level in 1..version.num_levels() {
-            let files: Vec<_> = version
-                .files(level)
+            let level_files = version.files(level);
+            let first = level_files.partition_point(|file| !in_range(file, &from_lower));
+            let files: Vec<_> = level_files[first..]
                 .iter()
-                .filter(|file| in_range(file, &bounds))
+                .take_while(|file| in_range(file, &bounds))
                 .cloned()
                 .collect();
             if !files.is_empty() {
