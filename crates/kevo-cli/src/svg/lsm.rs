@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use kevo::compaction::leveled::{self, LevelTargets};
 use kevo::tools::{Inspection, LevelView, TableView, WalView, escape};
 use kevo::{CompactionStyle, Options};
 
@@ -93,48 +94,6 @@ fn key_label(key: &[u8], max: usize) -> String {
     } else {
         let cut: String = text.chars().take(max.saturating_sub(1)).collect();
         format!("{cut}…")
-    }
-}
-
-/// Byte targets and scores of a leveled tree, computed from the inspection's level sizes
-/// with the formulas of `kevo::compaction::leveled::{targets, score}` (those take a live
-/// `Version`, which an inspection is not; keep the two in step).
-struct Leveled {
-    base_level: usize,
-    targets: Vec<u64>,
-}
-
-impl Leveled {
-    fn new(level_bytes: &[u64], opts: &Options) -> Self {
-        let levels = opts.max_levels.max(level_bytes.len()).max(2);
-        let last = levels - 1;
-        let base = opts
-            .target_file_size
-            .saturating_mul(opts.l0_compaction_trigger as u64);
-        let ratio = u64::from(opts.level_size_ratio.max(1));
-        let mut targets = vec![0; levels];
-        let largest = level_bytes.iter().skip(1).copied().max().unwrap_or(0);
-        targets[last] = largest.max(base);
-        let mut base_level = last;
-        while base_level > 1 && targets[base_level] > base {
-            targets[base_level - 1] = targets[base_level] / ratio;
-            base_level -= 1;
-        }
-        Leveled {
-            base_level,
-            targets,
-        }
-    }
-
-    fn score(&self, level: usize, tables: usize, bytes: u64, opts: &Options) -> f64 {
-        if level == 0 {
-            return tables as f64 / opts.l0_compaction_trigger.max(1) as f64;
-        }
-        match self.targets.get(level).copied().unwrap_or(0) {
-            0 if bytes > 0 => f64::from(u32::MAX),
-            0 => 0.0,
-            target => bytes as f64 / target as f64,
-        }
     }
 }
 
@@ -328,11 +287,11 @@ impl Scene<'_> {
 }
 
 /// A level's target and score, as its row's detail line (empty without a leveled tree).
-fn level_detail(level: &LevelView, leveled: Option<&Leveled>, opts: &Options) -> String {
-    let Some(lv) = leveled else {
+fn level_detail(level: &LevelView, targets: Option<&LevelTargets>, opts: &Options) -> String {
+    let Some(lv) = targets else {
         return String::new();
     };
-    let score = lv.score(level.level, level.tables.len(), level.bytes, opts);
+    let score = leveled::score_for(lv, opts, level.level, level.tables.len(), level.bytes);
     let score = if score >= f64::from(u32::MAX) {
         "above base level".to_string()
     } else {
@@ -666,9 +625,10 @@ pub fn lsm_shape(inspection: &Inspection, options: Option<&Options>) -> String {
         ),
         max_size: tables.iter().map(|t| t.size).max().unwrap_or(0),
     };
-    let leveled = (opts.compaction_style == CompactionStyle::Leveled).then(|| {
-        let sizes: Vec<u64> = inspection.levels.iter().map(|l| l.bytes).collect();
-        Leveled::new(&sizes, opts)
+    let targets = (opts.compaction_style == CompactionStyle::Leveled).then(|| {
+        let mut sizes: Vec<u64> = inspection.levels.iter().map(|l| l.bytes).collect();
+        sizes.resize(sizes.len().max(opts.max_levels), 0);
+        leveled::targets_for_sizes(&sizes, opts)
     });
 
     // Row geometry first, to know the height.
@@ -738,7 +698,7 @@ pub fn lsm_shape(inspection: &Inspection, options: Option<&Options>) -> String {
     );
 
     for (level, &row) in inspection.levels.iter().zip(&rows) {
-        let detail = level_detail(level, leveled.as_ref(), opts);
+        let detail = level_detail(level, targets.as_ref(), opts);
         scene.level(&mut out, level, row, &detail);
     }
 
@@ -790,7 +750,7 @@ mod tests {
         // (the first not above the base size: the base level).
         let mut sizes = vec![0; opts.max_levels];
         *sizes.last_mut().expect("levels") = 100_000;
-        let lv = Leveled::new(&sizes, &opts);
+        let lv = leveled::targets_for_sizes(&sizes, &opts);
         let last = opts.max_levels - 1;
         assert_eq!(lv.targets[last], 100_000);
         assert_eq!(lv.targets[last - 1], 10_000);

@@ -37,15 +37,22 @@ pub fn base_bytes(opts: &Options) -> u64 {
 /// `level_size_ratio` times smaller, up to the first level whose target fits in the base
 /// size.
 pub fn targets(version: &Version, opts: &Options) -> LevelTargets {
-    let levels = version.num_levels();
+    let sizes: Vec<u64> = (0..version.num_levels())
+        .map(|l| total_size(version.files(l)))
+        .collect();
+    targets_for_sizes(&sizes, opts)
+}
+
+/// [`targets`] from the levels' sizes in bytes (L0 first; at least two levels are
+/// assumed), for tools that have an inspection rather than a live version.
+pub fn targets_for_sizes(level_bytes: &[u64], opts: &Options) -> LevelTargets {
+    let levels = level_bytes.len().max(2);
     let last = levels - 1;
     let base = base_bytes(opts);
-    let ratio = u64::from(opts.level_size_ratio);
+    // Options read from a file are not validated: a ratio of 0 must not divide.
+    let ratio = u64::from(opts.level_size_ratio.max(1));
     let mut targets = vec![0; levels];
-    let largest = (1..levels)
-        .map(|l| total_size(version.files(l)))
-        .max()
-        .unwrap_or(0);
+    let largest = level_bytes.iter().skip(1).copied().max().unwrap_or(0);
     targets[last] = largest.max(base);
     let mut base_level = last;
     while base_level > 1 && targets[base_level] > base {
@@ -61,11 +68,22 @@ pub fn targets(version: &Version, opts: &Options) -> LevelTargets {
 /// How urgent compacting `level` is: ≥ 1 means over its trigger (L0) or target. A level
 /// above the base level that holds anything is urgent: its data belongs further down.
 pub fn score(version: &Version, opts: &Options, targets: &LevelTargets, level: usize) -> f64 {
+    let files = version.files(level);
+    score_for(targets, opts, level, files.len(), total_size(files))
+}
+
+/// [`score`] of a level holding `tables` tables of `bytes` bytes in all.
+pub fn score_for(
+    targets: &LevelTargets,
+    opts: &Options,
+    level: usize,
+    tables: usize,
+    bytes: u64,
+) -> f64 {
     if level == 0 {
-        return version.files(0).len() as f64 / opts.l0_compaction_trigger as f64;
+        return tables as f64 / opts.l0_compaction_trigger.max(1) as f64;
     }
-    let bytes = total_size(version.files(level));
-    match targets.targets[level] {
+    match targets.targets.get(level).copied().unwrap_or(0) {
         0 if bytes > 0 => f64::from(u32::MAX),
         0 => 0.0,
         target => bytes as f64 / target as f64,
