@@ -1163,13 +1163,10 @@ fn tombstones_below_l0(db: &Db) -> u64 {
         .sum()
 }
 
-/// Keys written and deleted within one memtable flush to a table of tombstones alone (the
-/// puts are hidden and not written; the tombstones are, since older data could sit below).
-/// That table overlaps nothing, so compaction moves it down without a rewrite, where no
-/// merge would ever drop them: the tombstone compaction rewrites it away.
-fn stranded_tombstones(style: CompactionStyle, ratio: f64) -> u64 {
-    let fs = MemFs::new();
-    let quiet = options(&fs, style)
+/// A database (with its options: no background compaction) holding 200 keys compacted
+/// into the last level.
+fn kept_keys_compacted(fs: &MemFs, style: CompactionStyle) -> (Db, Options) {
+    let quiet = options(fs, style)
         .memtable_size(1 << 20)
         .disable_auto_compactions(true);
     let db = Db::open(DIR, quiet.clone()).unwrap();
@@ -1177,10 +1174,25 @@ fn stranded_tombstones(style: CompactionStyle, ratio: f64) -> u64 {
         db.put(format!("a{i:04}"), "kept").unwrap();
     }
     db.compact().unwrap();
+    (db, quiet)
+}
+
+/// 200 keys written and deleted at once, after every kept key.
+fn write_and_delete_short_lived_keys(db: &Db) {
     for i in 0..200u32 {
         db.put(format!("z{i:04}"), "short-lived").unwrap();
         db.delete(format!("z{i:04}")).unwrap();
     }
+}
+
+/// Keys written and deleted within one memtable flush to a table of tombstones alone (the
+/// puts are hidden and not written; the tombstones are, since older data could sit below).
+/// That table overlaps nothing, so compaction moves it down without a rewrite, where no
+/// merge would ever drop them: the tombstone compaction rewrites it away.
+fn stranded_tombstones(style: CompactionStyle, ratio: f64) -> u64 {
+    let fs = MemFs::new();
+    let (db, quiet) = kept_keys_compacted(&fs, style);
+    write_and_delete_short_lived_keys(&db);
     db.flush().unwrap();
     db.close().unwrap();
     drop(db);
@@ -1254,19 +1266,9 @@ fn an_idle_database_opens_no_tables() {
 #[test]
 fn the_tombstone_compaction_waits_for_snapshots_and_does_not_spin() {
     let fs = MemFs::new();
-    let quiet = options(&fs, CompactionStyle::Leveled)
-        .memtable_size(1 << 20)
-        .disable_auto_compactions(true);
-    let db = Db::open(DIR, quiet.clone()).unwrap();
-    for i in 0..200u32 {
-        db.put(format!("a{i:04}"), "kept").unwrap();
-    }
-    db.compact().unwrap();
+    let (db, _) = kept_keys_compacted(&fs, CompactionStyle::Leveled);
     let snapshot = db.snapshot();
-    for i in 0..200u32 {
-        db.put(format!("z{i:04}"), "short-lived").unwrap();
-        db.delete(format!("z{i:04}")).unwrap();
-    }
+    write_and_delete_short_lived_keys(&db);
     db.flush().unwrap();
     db.compact().unwrap();
     assert!(tombstones_below_l0(&db) >= 200);
